@@ -1,1 +1,4 @@
-//! placeholder
+//! The WBEM front door of xencim: the CIM object model ([`cim`]), the CIM-XML codec ([`cimxml`]),
+//! and (in progress) the MOF compiler.
+
+pub mod cim;
