@@ -1,1 +1,46 @@
-fn main(){}
+//! `xencim`: the daemon (`serve`), its user administration (`user`), and later the xm-style
+//! client verbs. This file only parses the command line and hands over.
+
+mod config;
+mod serve;
+mod users;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "xencim", version, about = "Manage a virtualization host through WBEM/CIM-XML and the Xen-API")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon: the Xen-API and WBEM front doors over the model and the hypervisor.
+    Serve(config::ServeArgs),
+    /// Manage the local users who may log in (stored hashed in the state directory).
+    #[command(subcommand)]
+    User(users::UserCommand),
+}
+
+/// Where state lives when nothing says otherwise: `$XENCIM_STATE_DIR` or `./xencim-state`.
+pub fn default_state_dir() -> PathBuf {
+    std::env::var_os("XENCIM_STATE_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("xencim-state"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::User(cmd) => users::run(cmd),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xencim: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

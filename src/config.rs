@@ -1,0 +1,137 @@
+//! The daemon's settings: command-line flags over a TOML config file over built-in defaults.
+
+use clap::{Args, ValueEnum};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HypervisorKind {
+    Sim,
+    Qemu,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthKind {
+    Local,
+    Pam,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct ServeArgs {
+    /// TOML file with any of the settings below (flags win).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// State directory (store, disk images, certificates) [default: $XENCIM_STATE_DIR or ./xencim-state]
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// Hypervisor backend [default: sim]
+    #[arg(long, value_enum)]
+    pub hypervisor: Option<HypervisorKind>,
+    /// CIM-XML over HTTP [default: 127.0.0.1:5988]
+    #[arg(long)]
+    pub cim_http: Option<SocketAddr>,
+    /// CIM-XML over HTTPS [default: 127.0.0.1:5989]
+    #[arg(long)]
+    pub cim_https: Option<SocketAddr>,
+    /// Xen-API (XML-RPC and JSON-RPC) over HTTP [default: 127.0.0.1:9363]
+    #[arg(long)]
+    pub xenapi: Option<SocketAddr>,
+    /// Xen-API over HTTPS [default: 127.0.0.1:9364]
+    #[arg(long)]
+    pub xenapi_tls: Option<SocketAddr>,
+    /// How logins are checked [default: local]
+    #[arg(long, value_enum)]
+    pub auth: Option<AuthKind>,
+    /// PAM service name for --auth pam [default: xencim]
+    #[arg(long)]
+    pub pam_service: Option<String>,
+    /// Log as JSON lines instead of text.
+    #[arg(long)]
+    pub log_json: bool,
+}
+
+/// The file form of the settings; every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub state_dir: Option<PathBuf>,
+    pub hypervisor: Option<HypervisorKind>,
+    pub cim_http: Option<SocketAddr>,
+    pub cim_https: Option<SocketAddr>,
+    pub xenapi: Option<SocketAddr>,
+    pub xenapi_tls: Option<SocketAddr>,
+    pub auth: Option<AuthKind>,
+    pub pam_service: Option<String>,
+    /// PEM certificate and key for both TLS listeners; a self-signed pair is made when absent.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub session_idle_timeout_secs: Option<u64>,
+    pub task_retention_secs: Option<u64>,
+    pub clean_shutdown_timeout_secs: Option<u64>,
+    pub max_body_bytes: Option<usize>,
+    pub max_connections: Option<usize>,
+    pub max_connections_per_ip: Option<usize>,
+    /// Host memory the sim hypervisor offers, in MiB.
+    pub sim_memory_mib: Option<u64>,
+    pub sim_cpus: Option<u32>,
+}
+
+#[derive(Debug)]
+pub struct Settings {
+    pub state_dir: PathBuf,
+    pub hypervisor: HypervisorKind,
+    pub cim_http: SocketAddr,
+    pub cim_https: SocketAddr,
+    pub xenapi: SocketAddr,
+    pub xenapi_tls: SocketAddr,
+    pub auth: AuthKind,
+    pub pam_service: String,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub session_idle_timeout_secs: u64,
+    pub task_retention_secs: u64,
+    pub clean_shutdown_timeout_secs: u64,
+    pub max_body_bytes: usize,
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    pub sim_memory_mib: u64,
+    pub sim_cpus: u32,
+    pub log_json: bool,
+}
+
+impl Settings {
+    pub fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
+        let file: FileConfig = match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+                toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let addr = |s: &str| -> SocketAddr { s.parse().expect("built-in address") };
+        Ok(Settings {
+            state_dir: args.state_dir.or(file.state_dir).unwrap_or_else(crate::default_state_dir),
+            hypervisor: args.hypervisor.or(file.hypervisor).unwrap_or(HypervisorKind::Sim),
+            cim_http: args.cim_http.or(file.cim_http).unwrap_or_else(|| addr("127.0.0.1:5988")),
+            cim_https: args.cim_https.or(file.cim_https).unwrap_or_else(|| addr("127.0.0.1:5989")),
+            xenapi: args.xenapi.or(file.xenapi).unwrap_or_else(|| addr("127.0.0.1:9363")),
+            xenapi_tls: args.xenapi_tls.or(file.xenapi_tls).unwrap_or_else(|| addr("127.0.0.1:9364")),
+            auth: args.auth.or(file.auth).unwrap_or(AuthKind::Local),
+            pam_service: args.pam_service.or(file.pam_service).unwrap_or_else(|| "xencim".into()),
+            tls_cert: file.tls_cert,
+            tls_key: file.tls_key,
+            session_idle_timeout_secs: file.session_idle_timeout_secs.unwrap_or(24 * 3600),
+            task_retention_secs: file.task_retention_secs.unwrap_or(3600),
+            clean_shutdown_timeout_secs: file.clean_shutdown_timeout_secs.unwrap_or(60),
+            max_body_bytes: file.max_body_bytes.unwrap_or(16 * 1024 * 1024),
+            max_connections: file.max_connections.unwrap_or(1024),
+            max_connections_per_ip: file.max_connections_per_ip.unwrap_or(256),
+            sim_memory_mib: file.sim_memory_mib.unwrap_or(16 * 1024),
+            sim_cpus: file.sim_cpus.unwrap_or(8),
+            log_json: args.log_json,
+        })
+    }
+}

@@ -1,0 +1,125 @@
+//! `xencim serve`: builds the hypervisor, the model and the front doors from the settings,
+//! and runs them until SIGTERM or SIGINT, letting in-flight calls finish.
+
+use crate::config::{AuthKind, HypervisorKind, ServeArgs, Settings};
+use hypervisor::sim::{SimConfig, SimHypervisor};
+use hypervisor::Hypervisor;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use xenapi::model::{Model, ModelConfig};
+use xenapi::sessions::{LocalAuthenticator, UserAdmin};
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("XENCIM_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// On the first start there is no user: make `admin` (pool-admin) with a random password,
+/// written where only the daemon's user can read it.
+fn ensure_initial_admin(state_dir: &Path) -> anyhow::Result<()> {
+    use rand::distributions::{Alphanumeric, DistString};
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let admin = UserAdmin::open(state_dir)?;
+    if !admin.is_empty()? {
+        return Ok(());
+    }
+    let password = Alphanumeric.sample_string(&mut rand::thread_rng(), 24);
+    let path = state_dir.join("initial-admin-password");
+    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&path)?;
+    writeln!(file, "{password}")?;
+    admin.add("admin", &password, httpd::Role::PoolAdmin)?;
+    tracing::info!(path = %path.display(), "created user admin (pool-admin); its password is in this file");
+    Ok(())
+}
+
+fn hypervisor(settings: &Settings) -> anyhow::Result<Arc<dyn Hypervisor>> {
+    match settings.hypervisor {
+        HypervisorKind::Sim => {
+            let config = SimConfig {
+                state_dir: settings.state_dir.join("sim"),
+                memory_total: settings.sim_memory_mib << 20,
+                cpu_count: settings.sim_cpus,
+                ..SimConfig::default()
+            };
+            Ok(Arc::new(SimHypervisor::new(config)))
+        }
+        HypervisorKind::Qemu => anyhow::bail!("the qemu backend is not built yet; use --hypervisor sim"),
+    }
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let settings = Settings::resolve(args)?;
+    init_logging(settings.log_json);
+    if settings.auth == AuthKind::Pam {
+        anyhow::bail!("--auth pam is not available yet; use --auth local");
+    }
+    std::fs::create_dir_all(&settings.state_dir)?;
+    let state_dir = settings.state_dir.canonicalize()?;
+    ensure_initial_admin(&state_dir)?;
+
+    let hv = hypervisor(&settings)?;
+    let mut model_config = ModelConfig::new(state_dir.clone());
+    model_config.session_idle_timeout = Duration::from_secs(settings.session_idle_timeout_secs);
+    model_config.task_retention = Duration::from_secs(settings.task_retention_secs);
+    model_config.clean_shutdown_timeout = Duration::from_secs(settings.clean_shutdown_timeout_secs);
+    let auth = Arc::new(LocalAuthenticator::new(model_config.store_path()));
+    let model = Model::open(model_config, hv, auth)?;
+
+    let (cert, key) = match (&settings.tls_cert, &settings.tls_key) {
+        (Some(c), Some(k)) => (c.clone(), k.clone()),
+        (None, None) => httpd::ensure_self_signed(&state_dir.join("tls"), &hostname())?,
+        _ => anyhow::bail!("tls_cert and tls_key go together"),
+    };
+    let tls = httpd::TlsAcceptor::from_pem_files(&cert, &key)?;
+    let limits = httpd::Limits {
+        max_body_bytes: settings.max_body_bytes,
+        max_connections: settings.max_connections,
+        max_connections_per_ip: settings.max_connections_per_ip,
+        ..httpd::Limits::default()
+    };
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("xencim-io").build()?;
+    runtime.block_on(async move {
+        let shutdown = httpd::Shutdown::new();
+        let xenapi_handler = xenapi::rpc::handler(Arc::new(xenapi::dispatch::Api { model: model.clone() }));
+        let mut servers = tokio::task::JoinSet::new();
+        let mut bound = Vec::new();
+        for (addr, tls, key) in [(settings.xenapi, None, "xenapi"), (settings.xenapi_tls, Some(tls.clone()), "xenapi_tls")] {
+            let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("{key} on {addr}: {e}"))?;
+            let local = listener.local_addr()?;
+            tracing::info!(address = %local, "{key} listening");
+            bound.push(format!("{key:?}: \"{local}\""));
+            servers.spawn(httpd::serve(listener, tls, xenapi_handler.clone(), limits.clone(), shutdown.clone()));
+        }
+        // Scripts and tests that asked for port 0 learn the real ports here.
+        std::fs::write(state_dir.join("listeners.json"), format!("{{{}}}\n", bound.join(", ")))?;
+        tracing::info!(state_dir = %state_dir.display(), hypervisor = ?settings.hypervisor, "xencim is up");
+        wait_for_signal().await;
+        tracing::info!("stopping: letting in-flight calls finish");
+        shutdown.trigger();
+        while servers.join_next().await.is_some() {}
+        tracing::info!("stopped");
+        anyhow::Ok(())
+    })
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "localhost".into())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

@@ -1,0 +1,283 @@
+//! From a method name and wire values to the model, in xapi's order: name, parameter count,
+//! types, session, role, then the implementation (explicit handlers first, generated
+//! accessors otherwise). `Async.` calls run the same path in a task.
+
+use crate::accessors::{generic, implicit_params};
+use crate::datamodel::{class_by_name, coerce, type_name, ClassDef, Type, CLASSES};
+use crate::error::{codes, ApiError, ApiResult};
+use crate::model::Model;
+use crate::rpc::{CallContext, Dispatch, Outcome};
+use crate::value::Value;
+use crate::{devices, events, lifecycle, sessions, tasks, vm_ops};
+use httpd::Principal;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A resolved message: its class, name and parameters after the session.
+pub struct Signature {
+    pub class: &'static ClassDef,
+    pub msg: String,
+    pub takes_session: bool,
+    pub params: Vec<(&'static str, Type, bool)>,
+}
+
+impl Signature {
+    pub fn wire_name(&self) -> String {
+        format!("{}.{}", self.class.name, self.msg)
+    }
+    fn required(&self) -> usize {
+        self.params.iter().filter(|(_, _, optional)| !optional).count()
+    }
+}
+
+/// `VM.start`, `VM_start` and `VM_metrics_get_record` all name a class and a message.
+fn split_name(name: &str) -> Option<(&'static ClassDef, &str)> {
+    if let Some((c, m)) = name.split_once('.') {
+        return class_by_name(c).filter(|d| d.name == c).map(|d| (d, m));
+    }
+    CLASSES.iter().filter(|c| name.len() > c.name.len() + 1 && name.starts_with(c.name) && name.as_bytes()[c.name.len()] == b'_').max_by_key(|c| c.name.len()).map(|c| (c, &name[c.name.len() + 1..]))
+}
+
+pub fn resolve(name: &str) -> Option<Signature> {
+    let (class, msg) = split_name(name)?;
+    if let Some(m) = class.message(msg) {
+        return Some(Signature { class, msg: msg.to_owned(), takes_session: m.takes_session, params: m.params.iter().map(|p| (p.name, p.ty, p.optional)).collect() });
+    }
+    if class.has_implicit(msg) {
+        let params = implicit_params(class, msg)?;
+        return Some(Signature { class, msg: msg.to_owned(), takes_session: true, params: params.into_iter().map(|(n, t)| (n, t, false)).collect() });
+    }
+    None
+}
+
+/// Everything callable, for `system.listMethods` and the coverage document.
+pub fn all_methods() -> Vec<String> {
+    let mut names = Vec::new();
+    for c in CLASSES {
+        for m in c.messages {
+            names.push(format!("{}.{}", c.name, m.name));
+        }
+        for m in c.implicit {
+            if c.message(m).is_none() {
+                names.push(format!("{}.{m}", c.name));
+            }
+        }
+    }
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Messages that xapi does not run as tasks.
+fn async_allowed(sig: &Signature) -> bool {
+    !matches!(sig.class.name, "session" | "task" | "event") && !["get_", "set_", "add_", "remove_"].iter().any(|p| sig.msg.starts_with(p))
+}
+
+/// The state of one call as it reaches an implementation.
+pub struct Call<'a> {
+    pub model: &'a Model,
+    pub session: Option<String>,
+    pub principal: Option<Principal>,
+    pub task: Option<String>,
+    pub peer: IpAddr,
+}
+
+pub struct Api {
+    pub model: Arc<Model>,
+}
+
+impl Dispatch for Api {
+    fn call(&self, method: &str, params: Vec<Value>, ctx: &CallContext) -> Outcome {
+        if method == "system.listMethods" {
+            return Outcome::Bare(Value::Array(all_methods().into_iter().map(Value::Str).collect()));
+        }
+        match self.handle(method, params, ctx.peer.ip()) {
+            Ok(v) => Outcome::Success(v),
+            Err(e) => Outcome::Failure(e.description()),
+        }
+    }
+}
+
+impl Api {
+    pub fn handle(&self, method: &str, mut params: Vec<Value>, peer: IpAddr) -> ApiResult<Value> {
+        let (is_async, name) = match method.strip_prefix("Async.").or_else(|| method.strip_prefix("InternalAsync.")) {
+            Some(rest) => (true, rest),
+            None => (false, method),
+        };
+        let Some(sig) = resolve(name) else {
+            // xapi validates a session first, so a stale session is reported as such.
+            if let Some(Value::Str(s)) = params.first() {
+                if s.starts_with("OpaqueRef:") {
+                    self.model.sessions.check(s)?;
+                }
+            }
+            return Err(ApiError::new(codes::MESSAGE_METHOD_UNKNOWN, [name]));
+        };
+        let given = params.len().saturating_sub(usize::from(sig.takes_session));
+        if params.len() < usize::from(sig.takes_session) || given < sig.required() || given > sig.params.len() {
+            return Err(ApiError::new(codes::MESSAGE_PARAMETER_COUNT_MISMATCH, [sig.wire_name(), sig.params.len().to_string(), given.to_string()]));
+        }
+        let session = if sig.takes_session { Some(params.remove(0)) } else { None };
+        let mut args = Vec::with_capacity(params.len());
+        for (value, (pname, ty, _)) in params.into_iter().zip(&sig.params) {
+            let coerced = match ty {
+                Type::Record(_) | Type::AnyRecord => Ok(value),
+                ty => coerce(value, *ty),
+            };
+            args.push(coerced.map_err(|m| ApiError::new(codes::XMLRPC_UNMARSHAL_FAILURE, [format!("{pname}: {}", m.expected), m.received]))?);
+        }
+        let (session, principal) = match session {
+            Some(s) => {
+                let s = s.as_str().unwrap_or("").to_owned();
+                let principal = self.model.sessions.check(&s)?;
+                crate::rbac::check(&principal, sig.class.name, &sig.msg)?;
+                (Some(s), Some(principal))
+            }
+            None => (None, None),
+        };
+        let call = Call { model: &self.model, session, principal, task: None, peer };
+        if !is_async {
+            return invoke(&call, &sig, args);
+        }
+        if !async_allowed(&sig) {
+            return Err(ApiError { code: "Fault".into(), args: vec![format!("No async mode for this operation (rpc: {})", sig.wire_name())] });
+        }
+        let task_ref = tasks::create(&self.model, &format!("Async.{}", sig.wire_name()), "", call.session.as_deref())?;
+        let model = self.model.clone();
+        let (session, principal, task) = (call.session, call.principal, task_ref.clone());
+        std::thread::Builder::new()
+            .name("task".into())
+            .spawn(move || {
+                let call = Call { model: &model, session, principal, task: Some(task.clone()), peer };
+                let outcome = tasks::checkpoint(&model, Some(&task)).and_then(|_| invoke(&call, &sig, args));
+                tasks::finish(&model, &task, &outcome);
+            })
+            .map_err(ApiError::internal)?;
+        Ok(Value::Str(task_ref))
+    }
+}
+
+fn s(args: &[Value], i: usize) -> &str {
+    args.get(i).and_then(Value::as_str).unwrap_or("")
+}
+
+fn b(args: &[Value], i: usize) -> bool {
+    matches!(args.get(i), Some(Value::Bool(true)))
+}
+
+fn i(args: &[Value], i: usize) -> i64 {
+    match args.get(i) {
+        Some(Value::Int(n)) => *n,
+        _ => 0,
+    }
+}
+
+fn void(r: ApiResult<()>) -> ApiResult<Value> {
+    r.map(|_| Value::void())
+}
+
+/// A ref argument of `class`, resolved (seed-era clients pass UUIDs) or HANDLE_INVALID.
+fn resolve_ref(model: &Model, class: crate::datamodel::ClassId, r: &str) -> ApiResult<String> {
+    model.db.read().resolve(class, r).map(str::to_owned).ok_or_else(|| ApiError::handle_invalid(class.name(), r))
+}
+
+/// Runs a resolved message with checked arguments.
+pub fn invoke(call: &Call, sig: &Signature, args: Vec<Value>) -> ApiResult<Value> {
+    let model = call.model;
+    let task = call.task.as_deref();
+    use crate::datamodel::class;
+    let vm = |i: usize| resolve_ref(model, class::VM, s(&args, i));
+    match (sig.class.name, sig.msg.as_str()) {
+        ("session", "login_with_password" | "slave_local_login_with_password") => sessions::login(model, s(&args, 0), s(&args, 1), s(&args, 3), call.peer).map(Value::Str),
+        ("session", "logout" | "local_logout") => void(sessions::logout(model, call.session.as_deref().unwrap_or(""))),
+        ("VM", "create") => {
+            let fields = crate::accessors::fields_from_record(sig.class, &args[0])?;
+            vm_ops::create(model, fields).map(Value::Str)
+        }
+        ("VM", "destroy") => void(vm_ops::destroy(model, &vm(0)?)),
+        ("VM", "start") => void(lifecycle::start(model, task, &vm(0)?, b(&args, 1))),
+        ("VM", "start_on") => {
+            resolve_ref(model, class::host, s(&args, 1))?;
+            void(lifecycle::start(model, task, &vm(0)?, b(&args, 2)))
+        }
+        ("VM", "pause") => void(lifecycle::pause(model, task, &vm(0)?)),
+        ("VM", "unpause") => void(lifecycle::unpause(model, task, &vm(0)?)),
+        ("VM", "clean_shutdown") => void(lifecycle::clean_shutdown(model, task, &vm(0)?)),
+        ("VM", "hard_shutdown") => void(lifecycle::hard_shutdown(model, task, &vm(0)?)),
+        ("VM", "shutdown") => void(lifecycle::shutdown(model, task, &vm(0)?)),
+        ("VM", "clean_reboot") => void(lifecycle::reboot(model, task, &vm(0)?, true)),
+        ("VM", "hard_reboot") => void(lifecycle::reboot(model, task, &vm(0)?, false)),
+        ("VM", "suspend") => void(lifecycle::suspend(model, task, &vm(0)?)),
+        ("VM", "resume") => void(lifecycle::resume(model, task, &vm(0)?, b(&args, 1))),
+        ("VM", "resume_on") => {
+            resolve_ref(model, class::host, s(&args, 1))?;
+            void(lifecycle::resume(model, task, &vm(0)?, b(&args, 2)))
+        }
+        ("VM", "power_state_reset") => void(lifecycle::power_state_reset(model, &vm(0)?)),
+        ("VM", "clone") => vm_ops::duplicate(model, &vm(0)?, s(&args, 1), vm_ops::CopyKind::Clone, None).map(Value::Str),
+        ("VM", "copy") => vm_ops::duplicate(model, &vm(0)?, s(&args, 1), vm_ops::CopyKind::Copy, Some(s(&args, 2))).map(Value::Str),
+        ("VM", "snapshot") => vm_ops::duplicate(model, &vm(0)?, s(&args, 1), vm_ops::CopyKind::Snapshot, None).map(Value::Str),
+        ("VM", "set_memory_dynamic_range") => void(vm_ops::set_memory(model, &vm(0)?, "changing_dynamic_range", |m| [m[0], i(&args, 1), i(&args, 2), m[3]])),
+        ("VM", "set_memory_static_range") => void(vm_ops::set_memory(model, &vm(0)?, "changing_static_range", |m| [i(&args, 1), m[1], m[2], i(&args, 2)])),
+        ("VM", "set_memory_limits") => void(vm_ops::set_memory(model, &vm(0)?, "changing_memory_limits", |_| [i(&args, 1), i(&args, 3), i(&args, 4), i(&args, 2)])),
+        ("VM", "set_memory") => void(vm_ops::set_memory(model, &vm(0)?, "changing_memory_limits", |m| [m[0].min(i(&args, 1)), i(&args, 1), i(&args, 1), i(&args, 1)])),
+        ("VM", "set_memory_static_max") => void(vm_ops::set_memory(model, &vm(0)?, "changing_static_range", |m| [m[0], m[1], m[2], i(&args, 1)])),
+        ("VM", "set_memory_static_min") => void(vm_ops::set_memory(model, &vm(0)?, "changing_static_range", |m| [i(&args, 1), m[1], m[2], m[3]])),
+        ("VM", "set_memory_dynamic_max") => void(vm_ops::set_memory(model, &vm(0)?, "changing_dynamic_range", |m| [m[0], m[1], i(&args, 1), m[3]])),
+        ("VM", "set_memory_dynamic_min") => void(vm_ops::set_memory(model, &vm(0)?, "changing_dynamic_range", |m| [m[0], i(&args, 1), m[2], m[3]])),
+        ("VM", "set_VCPUs_max") => void(vm_ops::set_vcpus_max(model, &vm(0)?, i(&args, 1))),
+        ("VM", "set_VCPUs_at_startup") => void(vm_ops::set_vcpus_at_startup(model, &vm(0)?, i(&args, 1))),
+        ("VM", "set_VCPUs_number_live") => void(vm_ops::set_vcpus_number_live(model, &vm(0)?, i(&args, 1))),
+        ("VM", "set_is_a_template") => void(vm_ops::set_is_a_template(model, &vm(0)?, b(&args, 1))),
+        ("VM", "send_sysrq") => void(vm_ops::send_sysrq(model, &vm(0)?, s(&args, 1))),
+        ("VM", "get_allowed_VBD_devices") => vm_ops::allowed_devices(model, &vm(0)?, true),
+        ("VM", "get_allowed_VIF_devices") => vm_ops::allowed_devices(model, &vm(0)?, false),
+        ("VM", "assert_operation_valid") => void(lifecycle::check_operation(&model.db.read(), &vm(0)?, s(&args, 1), &model.known)),
+        ("VM", "update_allowed_operations") => {
+            let r = vm(0)?;
+            void(model.write(|tx| tx.touch(class::VM, &r)))
+        }
+        ("VM", "get_possible_hosts") => Ok(Value::Array(vec![Value::Str(model.known.host.clone())])),
+        ("VBD", "create") => devices::vbd_create(model, crate::accessors::fields_from_record(sig.class, &args[0])?).map(Value::Str),
+        ("VIF", "create") => devices::vif_create(model, crate::accessors::fields_from_record(sig.class, &args[0])?).map(Value::Str),
+        ("VBD" | "VIF", "destroy") => void(devices::device_destroy(model, sig.class.id, &resolve_ref(model, sig.class.id, s(&args, 0))?)),
+        ("VBD" | "VIF", "plug") => void(devices::set_plugged(model, sig.class.id, &resolve_ref(model, sig.class.id, s(&args, 0))?, true)),
+        ("VBD" | "VIF", "unplug" | "unplug_force") => void(devices::set_plugged(model, sig.class.id, &resolve_ref(model, sig.class.id, s(&args, 0))?, false)),
+        ("VDI", "create") => devices::vdi_create(model, crate::accessors::fields_from_record(sig.class, &args[0])?).map(Value::Str),
+        ("VDI", "destroy") => void(devices::vdi_destroy(model, &resolve_ref(model, class::VDI, s(&args, 0))?)),
+        ("VDI", "resize" | "resize_online") => void(devices::vdi_resize(model, &resolve_ref(model, class::VDI, s(&args, 0))?, i(&args, 1))),
+        ("network", "create") => devices::network_create(model, crate::accessors::fields_from_record(sig.class, &args[0])?).map(Value::Str),
+        ("network", "destroy") => void(devices::network_destroy(model, &resolve_ref(model, class::network, s(&args, 0))?)),
+        ("task", "create") => tasks::create(model, s(&args, 0), s(&args, 1), call.session.as_deref()).map(Value::Str),
+        ("task", "cancel") => void(tasks::cancel(model, &resolve_ref(model, class::task, s(&args, 0))?)),
+        ("task", "destroy") => void(tasks::destroy(model, &resolve_ref(model, class::task, s(&args, 0))?)),
+        ("event", "from") => events::from(model, match &args[0] {
+            Value::Array(a) => a,
+            _ => &[],
+        }, s(&args, 1), match args.get(2) {
+            Some(Value::Float(f)) => *f,
+            _ => 0.0,
+        }),
+        ("event", "register") => void(model.events.register(call.session.as_deref().unwrap_or(""), list(&args))),
+        ("event", "unregister") => void(model.events.unregister(call.session.as_deref().unwrap_or(""), list(&args))),
+        ("event", "next") => model.events.next(call.session.as_deref().unwrap_or(""), Duration::from_secs(300)),
+        ("event", "get_current_id") => Ok(events::get_current_id(model)),
+        ("event", "inject") => events::inject(model, s(&args, 0), s(&args, 1)),
+        ("host", "get_servertime" | "get_server_localtime") => Ok(Value::DateTime(crate::bootstrap::now_xapi())),
+        (_, msg) if sig.class.has_implicit(msg) || crate::accessors::field_message(sig.class, msg).is_some() => generic(model, sig.class, msg, args),
+        _ => Err(ApiError::not_implemented(&sig.wire_name())),
+    }
+}
+
+fn list(args: &[Value]) -> &[Value] {
+    match args.first() {
+        Some(Value::Array(a)) => a,
+        _ => &[],
+    }
+}
+
+/// A readable type name for documentation.
+pub fn signature_text(sig: &Signature) -> String {
+    sig.params.iter().map(|(n, t, o)| format!("{} {n}{}", type_name(*t), if *o { "?" } else { "" })).collect::<Vec<_>>().join(", ")
+}

@@ -1,0 +1,178 @@
+//! Sessions: login through the [`Authenticator`](httpd::Authenticator), the caller's role for
+//! each later call, idle expiry, and the local user store behind the default authenticator.
+
+use crate::bootstrap::now_xapi;
+use crate::datamodel::{class, session};
+use crate::db::{default_fields, Ref};
+use crate::error::{codes, ApiError, ApiResult};
+use crate::model::Model;
+use crate::store::{Store, StoredUser};
+use crate::value::Value;
+use httpd::{AuthError, Authenticator, Principal, Role};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Debug)]
+pub struct SessionInfo {
+    pub principal: Principal,
+    pub last_active: Instant,
+}
+
+/// Who holds each live session. Sessions are also objects of the registry (class `session`),
+/// so that `session.get_record` and events see them.
+#[derive(Default)]
+pub struct Sessions {
+    live: Mutex<HashMap<Ref, SessionInfo>>,
+}
+
+impl Sessions {
+    /// The caller behind a session ref, or SESSION_INVALID (the SDK logs in again on it).
+    pub fn check(&self, reference: &str) -> ApiResult<Principal> {
+        let mut live = self.live.lock();
+        match live.get_mut(reference) {
+            Some(info) => {
+                info.last_active = Instant::now();
+                Ok(info.principal.clone())
+            }
+            None => Err(ApiError::new(codes::SESSION_INVALID, [reference])),
+        }
+    }
+
+    pub fn expired(&self, idle: Duration) -> Vec<Ref> {
+        self.live.lock().iter().filter(|(_, i)| i.last_active.elapsed() > idle).map(|(r, _)| r.clone()).collect()
+    }
+
+    pub fn count(&self) -> usize {
+        self.live.lock().len()
+    }
+}
+
+pub fn login(model: &Model, user: &str, password: &str, originator: &str, peer: IpAddr) -> ApiResult<Ref> {
+    let principal = model.auth.authenticate(user, password, peer).map_err(|e| match e {
+        AuthError::NoRole(u) => ApiError::new(codes::SESSION_AUTHORIZATION_FAILED, [u, "The user has no role that allows a login".to_owned()]),
+        other => ApiError::new(codes::SESSION_AUTHENTICATION_FAILED, [user.to_owned(), other.to_string()]),
+    })?;
+    tracing::info!(user, %peer, role = %principal.role, "login");
+    let session_ref = model.write(|tx| {
+        let mut f = default_fields(class::session);
+        f[session::THIS_HOST.index()] = Value::str(model.known.host.clone());
+        f[session::LAST_ACTIVE.index()] = Value::DateTime(now_xapi());
+        f[session::IS_LOCAL_SUPERUSER.index()] = Value::Bool(principal.role == Role::PoolAdmin);
+        f[session::AUTH_USER_NAME.index()] = Value::str(user);
+        f[session::ORIGINATOR.index()] = Value::str(originator);
+        f[session::RBAC_PERMISSIONS.index()] = Value::Array(vec![]);
+        f[session::OTHER_CONFIG.index()] = crate::bootstrap::map(&[("role", principal.role.name().to_owned())]);
+        Ok(tx.insert(class::session, f))
+    })?;
+    model.sessions.live.lock().insert(session_ref.clone(), SessionInfo { principal, last_active: Instant::now() });
+    Ok(session_ref)
+}
+
+pub fn logout(model: &Model, session_ref: &str) -> ApiResult<()> {
+    model.sessions.live.lock().remove(session_ref);
+    model.events.unregister_session(session_ref);
+    model.write(|tx| if tx.data().row(class::session, session_ref).is_some() { tx.remove(class::session, session_ref).map(|_| ()) } else { Ok(()) })
+}
+
+/// Local users, hashed with argon2 in the store. Opens its own connection, so `xencim user`
+/// commands take effect at once, even while the daemon runs.
+pub struct LocalAuthenticator {
+    store_path: PathBuf,
+    conn: Mutex<Option<Store>>,
+}
+
+impl LocalAuthenticator {
+    pub fn new(store_path: PathBuf) -> LocalAuthenticator {
+        LocalAuthenticator { store_path, conn: Mutex::new(None) }
+    }
+
+    fn with_store<T>(&self, f: impl FnOnce(&Store) -> rusqlite::Result<T>) -> Result<T, AuthError> {
+        let mut conn = self.conn.lock();
+        if conn.is_none() {
+            *conn = Some(Store::open(&self.store_path).map_err(|e| AuthError::Unavailable(e.to_string()))?);
+        }
+        f(conn.as_ref().unwrap()).map_err(|e| AuthError::Unavailable(e.to_string()))
+    }
+}
+
+/// A hash to verify against when the user does not exist, so that both failures cost the same.
+fn decoy_hash() -> &'static str {
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DECOY.get_or_init(|| hash_password("decoy password that nobody has"))
+}
+
+impl Authenticator for LocalAuthenticator {
+    fn authenticate(&self, user: &str, password: &str, _peer: IpAddr) -> Result<Principal, AuthError> {
+        let stored = self.with_store(|s| s.user(user))?;
+        let hash = stored.as_ref().map(|u| u.password_hash.as_str()).unwrap_or_else(|| decoy_hash());
+        let ok = verify_password(password, hash);
+        match stored {
+            Some(u) if ok => u.role.parse::<Role>().map(|role| Principal { user: u.name, role }).map_err(|_| AuthError::NoRole(user.to_owned())),
+            _ => Err(AuthError::BadCredentials),
+        }
+    }
+}
+
+pub fn hash_password(password: &str) -> String {
+    use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
+    let salt = SaltString::generate(&mut OsRng);
+    argon2::Argon2::default().hash_password(password.as_bytes(), &salt).expect("argon2 hashing").to_string()
+}
+
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    PasswordHash::new(hash).map(|h| argon2::Argon2::default().verify_password(password.as_bytes(), &h).is_ok()).unwrap_or(false)
+}
+
+/// User management for the `xencim user` commands, straight on the store.
+pub struct UserAdmin {
+    store: Store,
+}
+
+impl UserAdmin {
+    pub fn open(state_dir: &std::path::Path) -> anyhow::Result<UserAdmin> {
+        std::fs::create_dir_all(state_dir)?;
+        Ok(UserAdmin { store: Store::open(&state_dir.join("xencim.db"))? })
+    }
+
+    pub fn add(&self, name: &str, password: &str, role: Role) -> anyhow::Result<()> {
+        validate_user_name(name)?;
+        let added = self.store.add_user(&StoredUser { name: name.to_owned(), password_hash: hash_password(password), role: role.name().to_owned() })?;
+        anyhow::ensure!(added, "user {name} already exists");
+        Ok(())
+    }
+
+    pub fn list(&self) -> anyhow::Result<Vec<(String, String)>> {
+        Ok(self.store.users()?.into_iter().map(|u| (u.name, u.role)).collect())
+    }
+
+    pub fn remove(&self, name: &str) -> anyhow::Result<()> {
+        anyhow::ensure!(self.store.remove_user(name)?, "no user named {name}");
+        Ok(())
+    }
+
+    pub fn set_password(&self, name: &str, password: &str) -> anyhow::Result<()> {
+        anyhow::ensure!(self.store.update_user(name, Some(&hash_password(password)), None)?, "no user named {name}");
+        Ok(())
+    }
+
+    pub fn set_role(&self, name: &str, role: Role) -> anyhow::Result<()> {
+        anyhow::ensure!(self.store.update_user(name, None, Some(role.name()))?, "no user named {name}");
+        Ok(())
+    }
+
+    pub fn is_empty(&self) -> anyhow::Result<bool> {
+        Ok(self.store.users()?.is_empty())
+    }
+}
+
+fn validate_user_name(name: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c)),
+        "invalid user name {name:?}: use 1 to 64 letters, digits, '.', '_', '-' or '@'"
+    );
+    Ok(())
+}
