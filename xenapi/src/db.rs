@@ -101,8 +101,6 @@ pub struct Data {
     deleted: VecDeque<Deletion>,
 }
 
-const UUID: FieldId = FieldId(0);
-
 impl Data {
     fn table(&self, c: ClassId) -> &Table {
         &self.tables[c.0 as usize]

@@ -3,7 +3,7 @@
 //! accessors otherwise). `Async.` calls run the same path in a task.
 
 use crate::accessors::{generic, implicit_params};
-use crate::datamodel::{class_by_name, coerce, type_name, ClassDef, Type, CLASSES};
+use crate::datamodel::{class, class_by_name, coerce, type_name, ClassDef, Type, CLASSES};
 use crate::error::{codes, ApiError, ApiResult};
 use crate::model::Model;
 use crate::rpc::{CallContext, Dispatch, Outcome};
@@ -182,92 +182,239 @@ fn resolve_ref(model: &Model, class: crate::datamodel::ClassId, r: &str) -> ApiR
     model.db.read().resolve(class, r).map(str::to_owned).ok_or_else(|| ApiError::handle_invalid(class.name(), r))
 }
 
-/// Runs a resolved message with checked arguments.
-pub fn invoke(call: &Call, sig: &Signature, args: Vec<Value>) -> ApiResult<Value> {
-    let model = call.model;
-    let task = call.task.as_deref();
-    use crate::datamodel::class;
-    let vm = |i: usize| resolve_ref(model, class::VM, s(&args, i));
-    match (sig.class.name, sig.msg.as_str()) {
-        ("session", "login_with_password" | "slave_local_login_with_password") => sessions::login(model, s(&args, 0), s(&args, 1), s(&args, 3), call.peer).map(Value::Str),
-        ("session", "logout" | "local_logout") => void(sessions::logout(model, call.session.as_deref().unwrap_or(""))),
-        ("VM", "create") => {
-            let fields = crate::accessors::fields_from_record(sig.class, &args[0])?;
-            vm_ops::create(model, fields).map(Value::Str)
+/// An explicit message's implementation.
+type Handler = fn(&Call, Vec<Value>) -> ApiResult<Value>;
+
+/// The messages with an implementation of their own, by class; everything else that the
+/// datamodel declares is a generated accessor or answers NOT_IMPLEMENTED.
+static HANDLERS: &[(&str, &[&str], Handler)] = &[
+    ("session", &["login_with_password", "slave_local_login_with_password"], |c, args| {
+        sessions::login(c.model, s(&args, 0), s(&args, 1), s(&args, 3), c.peer).map(Value::Str)
+    }),
+    ("session", &["logout", "local_logout"], |c, _args| {
+        void(sessions::logout(c.model, c.session.as_deref().unwrap_or("")))
+    }),
+    ("VM", &["create"], |c, args| {
+        {
+            let fields = crate::accessors::fields_from_record(class::VM.def(), &args[0])?;
+            vm_ops::create(c.model, fields).map(Value::Str)
         }
-        ("VM", "destroy") => void(vm_ops::destroy(model, &vm(0)?)),
-        ("VM", "start") => void(lifecycle::start(model, task, &vm(0)?, b(&args, 1))),
-        ("VM", "start_on") => {
-            resolve_ref(model, class::host, s(&args, 1))?;
-            void(lifecycle::start(model, task, &vm(0)?, b(&args, 2)))
+    }),
+    ("VM", &["destroy"], |c, args| {
+        void(vm_ops::destroy(c.model, &vm(c, &args, 0)?))
+    }),
+    ("VM", &["start"], |c, args| {
+        void(lifecycle::start(c.model, c.task.as_deref(), &vm(c, &args, 0)?, b(&args, 1)))
+    }),
+    ("VM", &["start_on"], |c, args| {
+        {
+            resolve_ref(c.model, class::host, s(&args, 1))?;
+            void(lifecycle::start(c.model, c.task.as_deref(), &vm(c, &args, 0)?, b(&args, 2)))
         }
-        ("VM", "pause") => void(lifecycle::pause(model, task, &vm(0)?)),
-        ("VM", "unpause") => void(lifecycle::unpause(model, task, &vm(0)?)),
-        ("VM", "clean_shutdown") => void(lifecycle::clean_shutdown(model, task, &vm(0)?)),
-        ("VM", "hard_shutdown") => void(lifecycle::hard_shutdown(model, task, &vm(0)?)),
-        ("VM", "shutdown") => void(lifecycle::shutdown(model, task, &vm(0)?)),
-        ("VM", "clean_reboot") => void(lifecycle::reboot(model, task, &vm(0)?, true)),
-        ("VM", "hard_reboot") => void(lifecycle::reboot(model, task, &vm(0)?, false)),
-        ("VM", "suspend") => void(lifecycle::suspend(model, task, &vm(0)?)),
-        ("VM", "resume") => void(lifecycle::resume(model, task, &vm(0)?, b(&args, 1))),
-        ("VM", "resume_on") => {
-            resolve_ref(model, class::host, s(&args, 1))?;
-            void(lifecycle::resume(model, task, &vm(0)?, b(&args, 2)))
+    }),
+    ("VM", &["pause"], |c, args| {
+        void(lifecycle::pause(c.model, c.task.as_deref(), &vm(c, &args, 0)?))
+    }),
+    ("VM", &["unpause"], |c, args| {
+        void(lifecycle::unpause(c.model, c.task.as_deref(), &vm(c, &args, 0)?))
+    }),
+    ("VM", &["clean_shutdown"], |c, args| {
+        void(lifecycle::clean_shutdown(c.model, c.task.as_deref(), &vm(c, &args, 0)?))
+    }),
+    ("VM", &["hard_shutdown"], |c, args| {
+        void(lifecycle::hard_shutdown(c.model, c.task.as_deref(), &vm(c, &args, 0)?))
+    }),
+    ("VM", &["shutdown"], |c, args| {
+        void(lifecycle::shutdown(c.model, c.task.as_deref(), &vm(c, &args, 0)?))
+    }),
+    ("VM", &["clean_reboot"], |c, args| {
+        void(lifecycle::reboot(c.model, c.task.as_deref(), &vm(c, &args, 0)?, true))
+    }),
+    ("VM", &["hard_reboot"], |c, args| {
+        void(lifecycle::reboot(c.model, c.task.as_deref(), &vm(c, &args, 0)?, false))
+    }),
+    ("VM", &["suspend"], |c, args| {
+        void(lifecycle::suspend(c.model, c.task.as_deref(), &vm(c, &args, 0)?))
+    }),
+    ("VM", &["resume"], |c, args| {
+        void(lifecycle::resume(c.model, c.task.as_deref(), &vm(c, &args, 0)?, b(&args, 1)))
+    }),
+    ("VM", &["resume_on"], |c, args| {
+        {
+            resolve_ref(c.model, class::host, s(&args, 1))?;
+            void(lifecycle::resume(c.model, c.task.as_deref(), &vm(c, &args, 0)?, b(&args, 2)))
         }
-        ("VM", "power_state_reset") => void(lifecycle::power_state_reset(model, &vm(0)?)),
-        ("VM", "clone") => vm_ops::duplicate(model, &vm(0)?, s(&args, 1), vm_ops::CopyKind::Clone, None).map(Value::Str),
-        ("VM", "copy") => vm_ops::duplicate(model, &vm(0)?, s(&args, 1), vm_ops::CopyKind::Copy, Some(s(&args, 2))).map(Value::Str),
-        ("VM", "snapshot") => vm_ops::duplicate(model, &vm(0)?, s(&args, 1), vm_ops::CopyKind::Snapshot, None).map(Value::Str),
-        ("VM", "set_memory_dynamic_range") => void(vm_ops::set_memory(model, &vm(0)?, "changing_dynamic_range", |m| [m[0], i(&args, 1), i(&args, 2), m[3]])),
-        ("VM", "set_memory_static_range") => void(vm_ops::set_memory(model, &vm(0)?, "changing_static_range", |m| [i(&args, 1), m[1], m[2], i(&args, 2)])),
-        ("VM", "set_memory_limits") => void(vm_ops::set_memory(model, &vm(0)?, "changing_memory_limits", |_| [i(&args, 1), i(&args, 3), i(&args, 4), i(&args, 2)])),
-        ("VM", "set_memory") => void(vm_ops::set_memory(model, &vm(0)?, "changing_memory_limits", |m| [m[0].min(i(&args, 1)), i(&args, 1), i(&args, 1), i(&args, 1)])),
-        ("VM", "set_memory_static_max") => void(vm_ops::set_memory(model, &vm(0)?, "changing_static_range", |m| [m[0], m[1], m[2], i(&args, 1)])),
-        ("VM", "set_memory_static_min") => void(vm_ops::set_memory(model, &vm(0)?, "changing_static_range", |m| [i(&args, 1), m[1], m[2], m[3]])),
-        ("VM", "set_memory_dynamic_max") => void(vm_ops::set_memory(model, &vm(0)?, "changing_dynamic_range", |m| [m[0], m[1], i(&args, 1), m[3]])),
-        ("VM", "set_memory_dynamic_min") => void(vm_ops::set_memory(model, &vm(0)?, "changing_dynamic_range", |m| [m[0], i(&args, 1), m[2], m[3]])),
-        ("VM", "set_VCPUs_max") => void(vm_ops::set_vcpus_max(model, &vm(0)?, i(&args, 1))),
-        ("VM", "set_VCPUs_at_startup") => void(vm_ops::set_vcpus_at_startup(model, &vm(0)?, i(&args, 1))),
-        ("VM", "set_VCPUs_number_live") => void(vm_ops::set_vcpus_number_live(model, &vm(0)?, i(&args, 1))),
-        ("VM", "set_is_a_template") => void(vm_ops::set_is_a_template(model, &vm(0)?, b(&args, 1))),
-        ("VM", "send_sysrq") => void(vm_ops::send_sysrq(model, &vm(0)?, s(&args, 1))),
-        ("VM", "get_allowed_VBD_devices") => vm_ops::allowed_devices(model, &vm(0)?, true),
-        ("VM", "get_allowed_VIF_devices") => vm_ops::allowed_devices(model, &vm(0)?, false),
-        ("VM", "assert_operation_valid") => void(lifecycle::check_operation(&model.db.read(), &vm(0)?, s(&args, 1), &model.known)),
-        ("VM", "update_allowed_operations") => {
-            let r = vm(0)?;
-            void(model.write(|tx| tx.touch(class::VM, &r)))
+    }),
+    ("VM", &["power_state_reset"], |c, args| {
+        void(lifecycle::power_state_reset(c.model, &vm(c, &args, 0)?))
+    }),
+    ("VM", &["clone"], |c, args| {
+        vm_ops::duplicate(c.model, &vm(c, &args, 0)?, s(&args, 1), vm_ops::CopyKind::Clone, None).map(Value::Str)
+    }),
+    ("VM", &["copy"], |c, args| {
+        vm_ops::duplicate(c.model, &vm(c, &args, 0)?, s(&args, 1), vm_ops::CopyKind::Copy, Some(s(&args, 2))).map(Value::Str)
+    }),
+    ("VM", &["snapshot"], |c, args| {
+        vm_ops::duplicate(c.model, &vm(c, &args, 0)?, s(&args, 1), vm_ops::CopyKind::Snapshot, None).map(Value::Str)
+    }),
+    ("VM", &["set_memory_dynamic_range"], |c, args| {
+        void(vm_ops::set_memory(c.model, &vm(c, &args, 0)?, "changing_dynamic_range", |m| [m[0], i(&args, 1), i(&args, 2), m[3]]))
+    }),
+    ("VM", &["set_memory_static_range"], |c, args| {
+        void(vm_ops::set_memory(c.model, &vm(c, &args, 0)?, "changing_static_range", |m| [i(&args, 1), m[1], m[2], i(&args, 2)]))
+    }),
+    ("VM", &["set_memory_limits"], |c, args| {
+        void(vm_ops::set_memory(c.model, &vm(c, &args, 0)?, "changing_memory_limits", |_| [i(&args, 1), i(&args, 3), i(&args, 4), i(&args, 2)]))
+    }),
+    ("VM", &["set_memory"], |c, args| {
+        void(vm_ops::set_memory(c.model, &vm(c, &args, 0)?, "changing_memory_limits", |m| [m[0].min(i(&args, 1)), i(&args, 1), i(&args, 1), i(&args, 1)]))
+    }),
+    ("VM", &["set_memory_static_max"], |c, args| {
+        void(vm_ops::set_memory(c.model, &vm(c, &args, 0)?, "changing_static_range", |m| [m[0], m[1], m[2], i(&args, 1)]))
+    }),
+    ("VM", &["set_memory_static_min"], |c, args| {
+        void(vm_ops::set_memory(c.model, &vm(c, &args, 0)?, "changing_static_range", |m| [i(&args, 1), m[1], m[2], m[3]]))
+    }),
+    ("VM", &["set_memory_dynamic_max"], |c, args| {
+        void(vm_ops::set_memory(c.model, &vm(c, &args, 0)?, "changing_dynamic_range", |m| [m[0], m[1], i(&args, 1), m[3]]))
+    }),
+    ("VM", &["set_memory_dynamic_min"], |c, args| {
+        void(vm_ops::set_memory(c.model, &vm(c, &args, 0)?, "changing_dynamic_range", |m| [m[0], i(&args, 1), m[2], m[3]]))
+    }),
+    ("VM", &["set_VCPUs_max"], |c, args| {
+        void(vm_ops::set_vcpus_max(c.model, &vm(c, &args, 0)?, i(&args, 1)))
+    }),
+    ("VM", &["set_VCPUs_at_startup"], |c, args| {
+        void(vm_ops::set_vcpus_at_startup(c.model, &vm(c, &args, 0)?, i(&args, 1)))
+    }),
+    ("VM", &["set_VCPUs_number_live"], |c, args| {
+        void(vm_ops::set_vcpus_number_live(c.model, &vm(c, &args, 0)?, i(&args, 1)))
+    }),
+    ("VM", &["set_is_a_template"], |c, args| {
+        void(vm_ops::set_is_a_template(c.model, &vm(c, &args, 0)?, b(&args, 1)))
+    }),
+    ("VM", &["send_sysrq"], |c, args| {
+        void(vm_ops::send_sysrq(c.model, &vm(c, &args, 0)?, s(&args, 1)))
+    }),
+    ("VM", &["get_allowed_VBD_devices"], |c, args| {
+        vm_ops::allowed_devices(c.model, &vm(c, &args, 0)?, true)
+    }),
+    ("VM", &["get_allowed_VIF_devices"], |c, args| {
+        vm_ops::allowed_devices(c.model, &vm(c, &args, 0)?, false)
+    }),
+    ("VM", &["assert_operation_valid"], |c, args| {
+        void(lifecycle::check_operation(&c.model.db.read(), &vm(c, &args, 0)?, s(&args, 1), &c.model.known))
+    }),
+    ("VM", &["update_allowed_operations"], |c, args| {
+        {
+            let r = vm(c, &args, 0)?;
+            void(c.model.write(|tx| tx.touch(class::VM, &r)))
         }
-        ("VM", "get_possible_hosts") => Ok(Value::Array(vec![Value::Str(model.known.host.clone())])),
-        ("VBD", "create") => devices::vbd_create(model, crate::accessors::fields_from_record(sig.class, &args[0])?).map(Value::Str),
-        ("VIF", "create") => devices::vif_create(model, crate::accessors::fields_from_record(sig.class, &args[0])?).map(Value::Str),
-        ("VBD" | "VIF", "destroy") => void(devices::device_destroy(model, sig.class.id, &resolve_ref(model, sig.class.id, s(&args, 0))?)),
-        ("VBD" | "VIF", "plug") => void(devices::set_plugged(model, sig.class.id, &resolve_ref(model, sig.class.id, s(&args, 0))?, true)),
-        ("VBD" | "VIF", "unplug" | "unplug_force") => void(devices::set_plugged(model, sig.class.id, &resolve_ref(model, sig.class.id, s(&args, 0))?, false)),
-        ("VDI", "create") => devices::vdi_create(model, crate::accessors::fields_from_record(sig.class, &args[0])?).map(Value::Str),
-        ("VDI", "destroy") => void(devices::vdi_destroy(model, &resolve_ref(model, class::VDI, s(&args, 0))?)),
-        ("VDI", "resize" | "resize_online") => void(devices::vdi_resize(model, &resolve_ref(model, class::VDI, s(&args, 0))?, i(&args, 1))),
-        ("network", "create") => devices::network_create(model, crate::accessors::fields_from_record(sig.class, &args[0])?).map(Value::Str),
-        ("network", "destroy") => void(devices::network_destroy(model, &resolve_ref(model, class::network, s(&args, 0))?)),
-        ("task", "create") => tasks::create(model, s(&args, 0), s(&args, 1), call.session.as_deref()).map(Value::Str),
-        ("task", "cancel") => void(tasks::cancel(model, &resolve_ref(model, class::task, s(&args, 0))?)),
-        ("task", "destroy") => void(tasks::destroy(model, &resolve_ref(model, class::task, s(&args, 0))?)),
-        ("event", "from") => events::from(model, match &args[0] {
+    }),
+    ("VM", &["get_possible_hosts"], |c, _args| {
+        Ok(Value::Array(vec![Value::Str(c.model.known.host.clone())]))
+    }),
+    ("VBD", &["create"], |c, args| {
+        devices::vbd_create(c.model, crate::accessors::fields_from_record(class::VBD.def(), &args[0])?).map(Value::Str)
+    }),
+    ("VIF", &["create"], |c, args| {
+        devices::vif_create(c.model, crate::accessors::fields_from_record(class::VIF.def(), &args[0])?).map(Value::Str)
+    }),
+    ("VBD", &["destroy"], |c, args| {
+        void(devices::device_destroy(c.model, class::VBD, &resolve_ref(c.model, class::VBD, s(&args, 0))?))
+    }),
+    ("VIF", &["destroy"], |c, args| {
+        void(devices::device_destroy(c.model, class::VIF, &resolve_ref(c.model, class::VIF, s(&args, 0))?))
+    }),
+    ("VBD", &["plug"], |c, args| {
+        void(devices::set_plugged(c.model, class::VBD, &resolve_ref(c.model, class::VBD, s(&args, 0))?, true))
+    }),
+    ("VIF", &["plug"], |c, args| {
+        void(devices::set_plugged(c.model, class::VIF, &resolve_ref(c.model, class::VIF, s(&args, 0))?, true))
+    }),
+    ("VBD", &["unplug", "unplug_force"], |c, args| {
+        void(devices::set_plugged(c.model, class::VBD, &resolve_ref(c.model, class::VBD, s(&args, 0))?, false))
+    }),
+    ("VIF", &["unplug", "unplug_force"], |c, args| {
+        void(devices::set_plugged(c.model, class::VIF, &resolve_ref(c.model, class::VIF, s(&args, 0))?, false))
+    }),
+    ("VDI", &["create"], |c, args| {
+        devices::vdi_create(c.model, crate::accessors::fields_from_record(class::VDI.def(), &args[0])?).map(Value::Str)
+    }),
+    ("VDI", &["destroy"], |c, args| {
+        void(devices::vdi_destroy(c.model, &resolve_ref(c.model, class::VDI, s(&args, 0))?))
+    }),
+    ("VDI", &["resize", "resize_online"], |c, args| {
+        void(devices::vdi_resize(c.model, &resolve_ref(c.model, class::VDI, s(&args, 0))?, i(&args, 1)))
+    }),
+    ("network", &["create"], |c, args| {
+        devices::network_create(c.model, crate::accessors::fields_from_record(class::network.def(), &args[0])?).map(Value::Str)
+    }),
+    ("network", &["destroy"], |c, args| {
+        void(devices::network_destroy(c.model, &resolve_ref(c.model, class::network, s(&args, 0))?))
+    }),
+    ("task", &["create"], |c, args| {
+        tasks::create(c.model, s(&args, 0), s(&args, 1), c.session.as_deref()).map(Value::Str)
+    }),
+    ("task", &["cancel"], |c, args| {
+        void(tasks::cancel(c.model, &resolve_ref(c.model, class::task, s(&args, 0))?))
+    }),
+    ("task", &["destroy"], |c, args| {
+        void(tasks::destroy(c.model, &resolve_ref(c.model, class::task, s(&args, 0))?))
+    }),
+    ("event", &["from"], |c, args| {
+        events::from(c.model, match &args[0] {
             Value::Array(a) => a,
             _ => &[],
         }, s(&args, 1), match args.get(2) {
             Some(Value::Float(f)) => *f,
             _ => 0.0,
-        }),
-        ("event", "register") => void(model.events.register(call.session.as_deref().unwrap_or(""), list(&args))),
-        ("event", "unregister") => void(model.events.unregister(call.session.as_deref().unwrap_or(""), list(&args))),
-        ("event", "next") => model.events.next(call.session.as_deref().unwrap_or(""), Duration::from_secs(300)),
-        ("event", "get_current_id") => Ok(events::get_current_id(model)),
-        ("event", "inject") => events::inject(model, s(&args, 0), s(&args, 1)),
-        ("host", "get_servertime" | "get_server_localtime") => Ok(Value::DateTime(crate::bootstrap::now_xapi())),
-        (_, msg) if sig.class.has_implicit(msg) || crate::accessors::field_message(sig.class, msg).is_some() => generic(model, sig.class, msg, args),
-        _ => Err(ApiError::not_implemented(&sig.wire_name())),
+        })
+    }),
+    ("event", &["register"], |c, args| {
+        void(c.model.events.register(c.session.as_deref().unwrap_or(""), list(&args)))
+    }),
+    ("event", &["unregister"], |c, args| {
+        void(c.model.events.unregister(c.session.as_deref().unwrap_or(""), list(&args)))
+    }),
+    ("event", &["next"], |c, _args| {
+        c.model.events.next(c.session.as_deref().unwrap_or(""), Duration::from_secs(300))
+    }),
+    ("event", &["get_current_id"], |c, _args| {
+        Ok(events::get_current_id(c.model))
+    }),
+    ("event", &["inject"], |c, args| {
+        events::inject(c.model, s(&args, 0), s(&args, 1))
+    }),
+    ("host", &["get_servertime", "get_server_localtime"], |_c, _args| {
+        Ok(Value::DateTime(crate::bootstrap::now_xapi()))
+    }),
+];
+
+fn handler(class: &str, msg: &str) -> Option<Handler> {
+    static INDEX: std::sync::OnceLock<std::collections::HashMap<(&'static str, &'static str), Handler>> = std::sync::OnceLock::new();
+    let index = INDEX.get_or_init(|| HANDLERS.iter().flat_map(|(c, msgs, h)| msgs.iter().map(move |m| ((*c, *m), *h))).collect());
+    index.get(&(class, msg)).copied()
+}
+
+/// Whether a message does something: a handler of its own or a generated accessor.
+pub fn is_implemented(class: &ClassDef, msg: &str) -> bool {
+    handler(class.name, msg).is_some() || class.has_implicit(msg) || crate::accessors::field_message(class, msg).is_some()
+}
+
+fn vm(c: &Call, args: &[Value], i: usize) -> ApiResult<String> {
+    resolve_ref(c.model, crate::datamodel::class::VM, s(args, i))
+}
+
+/// Runs a resolved message with checked arguments.
+pub fn invoke(call: &Call, sig: &Signature, args: Vec<Value>) -> ApiResult<Value> {
+    if let Some(h) = handler(sig.class.name, &sig.msg) {
+        return h(call, args);
     }
+    if sig.class.has_implicit(&sig.msg) || crate::accessors::field_message(sig.class, &sig.msg).is_some() {
+        return generic(call.model, sig.class, &sig.msg, args);
+    }
+    Err(ApiError::not_implemented(&sig.wire_name()))
 }
 
 fn list(args: &[Value]) -> &[Value] {

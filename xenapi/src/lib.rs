@@ -6,9 +6,11 @@
 
 pub mod accessors;
 pub mod bootstrap;
+pub mod coverage;
 pub mod datamodel;
 pub mod db;
 pub mod devices;
+pub mod dispatch;
 pub mod error;
 pub mod events;
 pub mod guest_events;
@@ -16,6 +18,7 @@ pub mod housekeeping;
 pub mod lifecycle;
 pub mod model;
 pub mod rbac;
+pub mod rpc;
 pub mod sessions;
 pub mod store;
 pub mod tasks;

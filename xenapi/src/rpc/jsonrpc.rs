@@ -1,0 +1,441 @@
+//! JSON-RPC codec for the Xen-API door (`reference/xenapi-anchors.md` §2.8), as the Go, C#,
+//! Java and PowerShell SDKs speak it.
+//!
+//! - A request with `"jsonrpc": "2.0"` is answered in 2.0 form, anything else in 1.0 form.
+//! - Params are a positional array (absent = none). Integers become [`Value::Int`], other
+//!   numbers [`Value::Float`]; object member order is kept.
+//! - Requests without an id are still answered (with `"id": null`): xapi has no notifications,
+//!   and a client that sends one expects an answer anyway.
+//! - A body that is not JSON gets the 2.0 error `-32700` (parse error); a JSON body that is not
+//!   a request object gets `-32600` (invalid request), and non-array params `-32602`. These go
+//!   out with HTTP 200, like other JSON-RPC servers, since the protocol carries the error.
+//! - Out: ints as JSON numbers, datetimes as strings, [`Value::Nil`] as `null`, NaN and the
+//!   infinities (not representable in JSON) as `null`. Written straight into a buffer so that
+//!   struct member order (datamodel field order) is kept.
+
+use std::fmt;
+
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+
+use super::Outcome;
+use crate::value::Value;
+
+/// JSON-RPC version of a request, which decides the shape of the answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Version {
+    V1,
+    V2,
+}
+
+/// A decoded request.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Request {
+    pub version: Version,
+    pub method: String,
+    pub params: Vec<Value>,
+    /// Echoed verbatim in the answer.
+    pub id: serde_json::Value,
+}
+
+/// A request the server answers with a protocol-level error instead of calling anything.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RequestError {
+    pub version: Version,
+    pub code: i64,
+    pub message: String,
+    pub detail: String,
+    pub id: serde_json::Value,
+}
+
+pub const PARSE_ERROR: i64 = -32700;
+pub const INVALID_REQUEST: i64 = -32600;
+pub const INVALID_PARAMS: i64 = -32602;
+
+/// The JSON-RPC 2.0 error code carried by Xen-API failures; clients look at `message`.
+pub const API_ERROR: i64 = 1;
+
+#[derive(serde::Deserialize)]
+struct Raw {
+    jsonrpc: Option<String>,
+    method: Option<String>,
+    params: Option<Wire>,
+    id: Option<serde_json::Value>,
+}
+
+/// Decodes a request body.
+pub fn parse_request(body: &[u8]) -> Result<Request, Box<RequestError>> {
+    // serde would also read a struct from a JSON array (`["2.0","m",[],1]`); only objects are
+    // requests. Batches (arrays of requests) are not supported.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        let (code, message, detail) = match serde_json::from_slice::<de::IgnoredAny>(body) {
+            Ok(_) => (INVALID_REQUEST, "Invalid Request", "a request must be a JSON object".to_owned()),
+            Err(e) => (PARSE_ERROR, "Parse error", e.to_string()),
+        };
+        return Err(Box::new(RequestError { version: Version::V2, code, message: message.into(), detail, id: serde_json::Value::Null }));
+    }
+    let raw: Raw = match serde_json::from_slice(body) {
+        Ok(r) => r,
+        Err(e) => {
+            let (code, message) = match e.classify() {
+                serde_json::error::Category::Data => (INVALID_REQUEST, "Invalid Request"),
+                _ => (PARSE_ERROR, "Parse error"),
+            };
+            return Err(Box::new(RequestError {
+                version: Version::V2,
+                code,
+                message: message.into(),
+                detail: e.to_string(),
+                id: serde_json::Value::Null,
+            }));
+        }
+    };
+    let version = if raw.jsonrpc.as_deref() == Some("2.0") { Version::V2 } else { Version::V1 };
+    let id = raw.id.unwrap_or(serde_json::Value::Null);
+    let fail = |code, message: &str, detail: &str| {
+        Err(Box::new(RequestError { version, code, message: message.into(), detail: detail.into(), id: id.clone() }))
+    };
+    let method = match raw.method {
+        Some(m) if !m.is_empty() => m,
+        _ => return fail(INVALID_REQUEST, "Invalid Request", "missing method"),
+    };
+    let params = match raw.params.map(|w| w.0) {
+        None | Some(Value::Nil) => Vec::new(),
+        Some(Value::Array(a)) => a,
+        Some(_) => return fail(INVALID_PARAMS, "Invalid params", "params must be an array"),
+    };
+    Ok(Request { version, method, params, id })
+}
+
+/// The answer to a call.
+pub fn response_bytes(version: Version, id: &serde_json::Value, outcome: &Outcome) -> Vec<u8> {
+    let mut out = Vec::with_capacity(128);
+    match (version, outcome) {
+        (Version::V1, Outcome::Success(v) | Outcome::Bare(v)) => {
+            out.extend_from_slice(b"{\"result\":");
+            write_value(&mut out, v);
+            out.extend_from_slice(b",\"error\":null,\"id\":");
+        }
+        (Version::V1, Outcome::Failure(desc)) => {
+            out.extend_from_slice(b"{\"result\":null,\"error\":[");
+            for (i, d) in desc.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_str(&mut out, d);
+            }
+            out.extend_from_slice(b"],\"id\":");
+        }
+        (Version::V2, Outcome::Success(v) | Outcome::Bare(v)) => {
+            out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"result\":");
+            write_value(&mut out, v);
+            out.extend_from_slice(b",\"id\":");
+        }
+        (Version::V2, Outcome::Failure(desc)) => {
+            let (code, args) = desc.split_first().map_or(("INTERNAL_ERROR", &[][..]), |(c, a)| (c.as_str(), a));
+            out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"error\":{\"code\":");
+            super::xmlrpc::write_i64(&mut out, API_ERROR);
+            out.extend_from_slice(b",\"message\":");
+            write_str(&mut out, code);
+            out.extend_from_slice(b",\"data\":[");
+            for (i, a) in args.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_str(&mut out, a);
+            }
+            out.extend_from_slice(b"]},\"id\":");
+        }
+    }
+    write_id(&mut out, id);
+    out.push(b'}');
+    out
+}
+
+/// The answer to a request that could not be decoded: always a 2.0-style error object inside
+/// the envelope of the request's version (2.0 when even that is unknown).
+pub fn error_bytes(err: &RequestError) -> Vec<u8> {
+    let mut out = Vec::with_capacity(128);
+    match err.version {
+        Version::V2 => {
+            out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"error\":{\"code\":");
+            super::xmlrpc::write_i64(&mut out, err.code);
+            out.extend_from_slice(b",\"message\":");
+            write_str(&mut out, &err.message);
+            out.extend_from_slice(b",\"data\":[");
+            write_str(&mut out, &err.detail);
+            out.extend_from_slice(b"]},\"id\":");
+        }
+        Version::V1 => {
+            // A 1.0 client expects the Xen-API error list.
+            out.extend_from_slice(b"{\"result\":null,\"error\":[");
+            write_str(&mut out, &err.message);
+            out.push(b',');
+            write_str(&mut out, &err.detail);
+            out.extend_from_slice(b"],\"id\":");
+        }
+    }
+    write_id(&mut out, &err.id);
+    out.push(b'}');
+    out
+}
+
+fn write_id(out: &mut Vec<u8>, id: &serde_json::Value) {
+    // Serialising a serde_json::Value into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, id);
+}
+
+/// Appends `v` as JSON.
+pub fn write_value(out: &mut Vec<u8>, v: &Value) {
+    match v {
+        Value::Str(s) | Value::DateTime(s) => write_str(out, s),
+        Value::Int(i) => super::xmlrpc::write_i64(out, *i),
+        Value::Float(f) if f.is_finite() => {
+            use std::io::Write;
+            let _ = write!(out, "{f:?}");
+        }
+        Value::Float(_) | Value::Nil => out.extend_from_slice(b"null"),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_value(out, item);
+            }
+            out.push(b']');
+        }
+        Value::Struct(members) => {
+            out.push(b'{');
+            for (i, (k, v)) in members.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_str(out, k);
+                out.push(b':');
+                write_value(out, v);
+            }
+            out.push(b'}');
+        }
+    }
+}
+
+fn write_str(out: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push(b'"');
+    let b = s.as_bytes();
+    let mut start = 0;
+    for (i, &c) in b.iter().enumerate() {
+        let esc: &[u8] = match c {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..=0x1f => &[],
+            _ => continue,
+        };
+        out.extend_from_slice(&b[start..i]);
+        if esc.is_empty() {
+            out.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[(c >> 4) as usize], HEX[(c & 0xf) as usize]]);
+        } else {
+            out.extend_from_slice(esc);
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&b[start..]);
+    out.push(b'"');
+}
+
+/// A [`Value`] decoded from JSON with object member order kept (serde_json's own map sorts).
+struct Wire(Value);
+
+impl<'de> Deserialize<'de> for Wire {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Wire, D::Error> {
+        d.deserialize_any(WireVisitor).map(Wire)
+    }
+}
+
+struct WireVisitor;
+
+impl<'de> Visitor<'de> for WireVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Nil)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Nil)
+    }
+    fn visit_bool<E>(self, b: bool) -> Result<Value, E> {
+        Ok(Value::Bool(b))
+    }
+    fn visit_i64<E>(self, i: i64) -> Result<Value, E> {
+        Ok(Value::Int(i))
+    }
+    fn visit_u64<E: de::Error>(self, u: u64) -> Result<Value, E> {
+        // Above i64::MAX no Xen-API int can hold it; keep it as the nearest double.
+        Ok(i64::try_from(u).map(Value::Int).unwrap_or(Value::Float(u as f64)))
+    }
+    fn visit_f64<E>(self, f: f64) -> Result<Value, E> {
+        Ok(Value::Float(f))
+    }
+    fn visit_str<E>(self, s: &str) -> Result<Value, E> {
+        Ok(Value::Str(s.to_owned()))
+    }
+    fn visit_string<E>(self, s: String) -> Result<Value, E> {
+        Ok(Value::Str(s))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
+        while let Some(Wire(v)) = seq.next_element()? {
+            items.push(v);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut members = Vec::new();
+        while let Some((k, Wire(v))) = map.next_entry::<String, Wire>()? {
+            members.push((k, v));
+        }
+        Ok(Value::Struct(members))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn s(x: &str) -> Value {
+        Value::Str(x.to_owned())
+    }
+
+    fn parsed(body: &str) -> Request {
+        parse_request(body.as_bytes()).unwrap_or_else(|e| panic!("{body}: {e:?}"))
+    }
+
+    fn as_json(bytes: Vec<u8>) -> serde_json::Value {
+        serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{}: {e}", String::from_utf8_lossy(&bytes)))
+    }
+
+    #[test]
+    fn requests_of_both_versions() {
+        let r = parsed(r#"{"jsonrpc":"2.0","method":"session.login_with_password","params":["root","pw","2.21","go"],"id":7}"#);
+        assert_eq!(r.version, Version::V2);
+        assert_eq!(r.method, "session.login_with_password");
+        assert_eq!(r.params, vec![s("root"), s("pw"), s("2.21"), s("go")]);
+        assert_eq!(r.id, json!(7));
+
+        let r = parsed(r#"{"method":"VM.set_memory","params":["OpaqueRef:s",{"z":1,"a":[true,null,2.5,-3]}, 18446744073709551615],"id":"abc"}"#);
+        assert_eq!(r.version, Version::V1);
+        assert_eq!(
+            r.params,
+            vec![
+                s("OpaqueRef:s"),
+                Value::Struct(vec![
+                    ("z".into(), Value::Int(1)),
+                    ("a".into(), Value::Array(vec![Value::Bool(true), Value::Nil, Value::Float(2.5), Value::Int(-3)]))
+                ]),
+                Value::Float(18446744073709551615.0),
+            ]
+        );
+        assert_eq!(r.id, json!("abc"));
+
+        let r = parsed(r#"{"jsonrpc":"1.0","method":"pool.get_all","id":null}"#);
+        assert_eq!((r.version, r.params.len(), r.id.clone()), (Version::V1, 0, serde_json::Value::Null));
+        assert_eq!(parsed(r#"{"method":"x","params":null}"#).params, vec![]);
+    }
+
+    #[test]
+    fn bad_requests() {
+        let err = |body: &str| *parse_request(body.as_bytes()).unwrap_err();
+        for body in ["", "{", "not json", r#"{"method":"x",}"#, "{\"method\":\"\u{0}\"", r#"{"method":"x"} trailing"#] {
+            let e = err(body);
+            assert_eq!((e.code, e.version), (PARSE_ERROR, Version::V2), "{body:?}");
+        }
+        for body in ["[]", "3", r#"{"method":5}"#, r#"[{"method":"x"}]"#, r#"["2.0","m",[],1]"#] {
+            assert_eq!(err(body).code, INVALID_REQUEST, "{body}");
+        }
+        let e = err(r#"{"jsonrpc":"2.0","params":[],"id":4}"#);
+        assert_eq!((e.code, e.id.clone()), (INVALID_REQUEST, json!(4)));
+        let e = err(r#"{"jsonrpc":"2.0","method":"x","params":{"a":1},"id":4}"#);
+        assert_eq!(e.code, INVALID_PARAMS);
+        let deep = format!("{{\"method\":\"x\",\"params\":{}{}}}", "[".repeat(10_000), "]".repeat(10_000));
+        assert!(parse_request(deep.as_bytes()).is_err(), "serde_json's recursion limit applies");
+
+        assert_eq!(
+            as_json(error_bytes(&err("nope"))),
+            json!({"jsonrpc":"2.0","error":{"code":-32700,"message":"Parse error","data":["expected ident at line 1 column 2"]},"id":null})
+        );
+        let v1 = err(r#"{"params":[],"id":9}"#);
+        assert_eq!(as_json(error_bytes(&v1)), json!({"result":null,"error":["Invalid Request","missing method"],"id":9}));
+    }
+
+    #[test]
+    fn responses_of_both_versions() {
+        let rec = Value::Struct(vec![
+            ("uuid".into(), s("u-1")),
+            ("memory_static_max".into(), Value::Int(268435456)),
+            ("VCPUs_at_startup".into(), Value::Int(-1)),
+            ("is_a_template".into(), Value::Bool(false)),
+            ("progress".into(), Value::Float(0.25)),
+            ("created".into(), Value::DateTime("20240102T03:04:05Z".into())),
+            ("nothing".into(), Value::Nil),
+            ("nan".into(), Value::Float(f64::NAN)),
+            ("tags".into(), Value::Array(vec![s("a\"b\\c\n\u{1}é")])),
+        ]);
+        let ok = Outcome::Success(rec);
+        let want_result = json!({"uuid":"u-1","memory_static_max":268435456,"VCPUs_at_startup":-1,"is_a_template":false,
+            "progress":0.25,"created":"20240102T03:04:05Z","nothing":null,"nan":null,"tags":["a\"b\\c\n\u{1}é"]});
+        assert_eq!(as_json(response_bytes(Version::V1, &json!(1), &ok)), json!({"result":want_result,"error":null,"id":1}));
+        let v2 = response_bytes(Version::V2, &json!("x"), &ok);
+        assert_eq!(as_json(v2.clone()), json!({"jsonrpc":"2.0","result":want_result,"id":"x"}));
+        // Field order is the record's, not alphabetical.
+        let text = String::from_utf8(v2).unwrap();
+        assert!(text.find("\"uuid\"").unwrap() < text.find("\"memory_static_max\"").unwrap());
+
+        let fail = Outcome::Failure(vec!["VM_BAD_POWER_STATE".into(), "OpaqueRef:a".into(), "halted".into(), "running".into()]);
+        assert_eq!(
+            as_json(response_bytes(Version::V1, &json!(2), &fail)),
+            json!({"result":null,"error":["VM_BAD_POWER_STATE","OpaqueRef:a","halted","running"],"id":2})
+        );
+        assert_eq!(
+            as_json(response_bytes(Version::V2, &json!(3), &fail)),
+            json!({"jsonrpc":"2.0","error":{"code":1,"message":"VM_BAD_POWER_STATE","data":["OpaqueRef:a","halted","running"]},"id":3})
+        );
+        assert_eq!(
+            as_json(response_bytes(Version::V2, &json!(3), &Outcome::Bare(Value::Array(vec![s("VM.start")])))),
+            json!({"jsonrpc":"2.0","result":["VM.start"],"id":3})
+        );
+        assert_eq!(
+            as_json(response_bytes(Version::V2, &json!(null), &Outcome::Success(Value::Float(1e300)))),
+            json!({"jsonrpc":"2.0","result":1e300,"id":null})
+        );
+    }
+
+    #[test]
+    fn written_values_read_back() {
+        let v = Value::Array(vec![
+            s(""),
+            s("\u{7f}\u{1f}\t"),
+            Value::Int(i64::MIN),
+            Value::Int(i64::MAX),
+            Value::Float(0.1),
+            Value::Float(-0.0),
+            Value::Bool(true),
+            Value::Struct(vec![("b".into(), Value::Struct(vec![])), ("a".into(), Value::Array(vec![]))]),
+        ]);
+        let mut out = b"{\"method\":\"m\",\"params\":".to_vec();
+        write_value(&mut out, &v);
+        out.push(b'}');
+        assert_eq!(parse_request(&out).unwrap().params, match v {
+            Value::Array(a) => a,
+            _ => unreachable!(),
+        });
+    }
+}
