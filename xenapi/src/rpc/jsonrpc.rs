@@ -108,7 +108,12 @@ pub fn parse_request(body: &[u8]) -> Result<Request, Box<RequestError>> {
 
 /// The answer to a call.
 pub fn response_bytes(version: Version, id: &serde_json::Value, outcome: &Outcome) -> Vec<u8> {
-    let mut out = Vec::with_capacity(128);
+    let hint = match outcome {
+        Outcome::Success(v) | Outcome::Bare(v) => estimate(v),
+        Outcome::Failure(d) => d.iter().map(|s| s.len() + 3).sum(),
+    };
+    let mut out = Vec::with_capacity(hint + 128);
+    super::xmlrpc::prefer_huge_pages(&mut out);
     match (version, outcome) {
         (Version::V1, Outcome::Success(v) | Outcome::Bare(v)) => {
             out.extend_from_slice(b"{\"result\":");
@@ -221,20 +226,47 @@ pub fn write_value(out: &mut Vec<u8>, v: &Value) {
     }
 }
 
+/// Roughly the encoded size of `v` (exact but for escapes and number widths).
+fn estimate(v: &Value) -> usize {
+    match v {
+        Value::Str(s) | Value::DateTime(s) => s.len() + 2,
+        Value::Int(_) => 12,
+        Value::Float(_) => 20,
+        Value::Bool(_) | Value::Nil => 5,
+        Value::Array(items) => 2 + items.iter().map(|i| 1 + estimate(i)).sum::<usize>(),
+        Value::Struct(members) => 2 + members.iter().map(|(k, v)| k.len() + 4 + estimate(v)).sum::<usize>(),
+    }
+}
+
+/// Bytes a JSON string cannot hold as they are.
+static NEEDS_ESCAPE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = true;
+        b += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
+
 fn write_str(out: &mut Vec<u8>, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
     let b = s.as_bytes();
     let mut start = 0;
     for (i, &c) in b.iter().enumerate() {
+        if !NEEDS_ESCAPE[c as usize] {
+            continue;
+        }
         let esc: &[u8] = match c {
             b'"' => b"\\\"",
             b'\\' => b"\\\\",
             b'\n' => b"\\n",
             b'\r' => b"\\r",
             b'\t' => b"\\t",
-            0..=0x1f => &[],
-            _ => continue,
+            _ => &[],
         };
         out.extend_from_slice(&b[start..i]);
         if esc.is_empty() {
@@ -331,7 +363,9 @@ mod tests {
         assert_eq!(r.params, vec![s("root"), s("pw"), s("2.21"), s("go")]);
         assert_eq!(r.id, json!(7));
 
-        let r = parsed(r#"{"method":"VM.set_memory","params":["OpaqueRef:s",{"z":1,"a":[true,null,2.5,-3]}, 18446744073709551615],"id":"abc"}"#);
+        let r = parsed(
+            r#"{"method":"VM.set_memory","params":["OpaqueRef:s",{"z":1,"a":[true,null,2.5,-3]}, 18446744073709551615],"id":"abc"}"#,
+        );
         assert_eq!(r.version, Version::V1);
         assert_eq!(
             r.params,
@@ -433,9 +467,12 @@ mod tests {
         let mut out = b"{\"method\":\"m\",\"params\":".to_vec();
         write_value(&mut out, &v);
         out.push(b'}');
-        assert_eq!(parse_request(&out).unwrap().params, match v {
-            Value::Array(a) => a,
-            _ => unreachable!(),
-        });
+        assert_eq!(
+            parse_request(&out).unwrap().params,
+            match v {
+                Value::Array(a) => a,
+                _ => unreachable!(),
+            }
+        );
     }
 }

@@ -318,10 +318,7 @@ mod tests {
         let r = c.call("/", &xmlrpc::call_bytes("panic", &[])).await;
         let env = r.envelope();
         assert_eq!(env.member("Status"), Some(&s("Failure")));
-        assert_eq!(
-            env.member("ErrorDescription"),
-            Some(&Value::Array(vec![s("INTERNAL_ERROR"), s("panic: deliberate test panic")]))
-        );
+        assert_eq!(env.member("ErrorDescription"), Some(&Value::Array(vec![s("INTERNAL_ERROR"), s("panic: deliberate test panic")])));
         let r = c.call("/RPC2", &xmlrpc::call_bytes("echo", &[])).await;
         assert_eq!(r.envelope(), success(Value::Array(vec![])));
     }
@@ -354,7 +351,11 @@ mod tests {
         let r = c.recv().await;
         assert_eq!((r.status, r.header("access-control-allow-origin")), (204, Some("*")));
 
-        for bad in [&b"<methodCall><methodName>echo</methodName><params><param><value><int>abc</int></value></param></params></methodCall>"[..], b"", b"\xff\xfe"] {
+        for bad in [
+            &b"<methodCall><methodName>echo</methodName><params><param><value><int>abc</int></value></param></params></methodCall>"[..],
+            b"",
+            b"\xff\xfe",
+        ] {
             let r = c.call("/", bad).await;
             assert_eq!(r.status, 500);
             assert!(r.header("content-type").unwrap().starts_with("text/plain"));
@@ -369,7 +370,8 @@ mod tests {
     async fn json_rpc_both_versions() {
         let addr = start(httpd::Limits::default()).await;
         let mut c = Http::connect(addr).await;
-        let r = c.call("/jsonrpc", br#"{"jsonrpc":"2.0","method":"echo","params":["OpaqueRef:s",1,2.5,true,null,{"b":1,"a":2}],"id":1}"#).await;
+        let r =
+            c.call("/jsonrpc", br#"{"jsonrpc":"2.0","method":"echo","params":["OpaqueRef:s",1,2.5,true,null,{"b":1,"a":2}],"id":1}"#).await;
         assert_eq!(r.header("access-control-allow-origin"), Some("*"));
         let text = String::from_utf8(r.body.clone()).unwrap();
         assert_eq!(text, r#"{"jsonrpc":"2.0","result":["OpaqueRef:s",1,2.5,true,null,{"b":1,"a":2}],"id":1}"#);

@@ -125,8 +125,8 @@ pub fn parse_value(xml: &[u8]) -> Result<Value, ParseError> {
 }
 
 enum Tag {
-    Start(String),
-    End(String),
+    Start(Name),
+    End(Name),
     /// Non-whitespace text where an element was expected.
     Text,
     Eof,
@@ -181,9 +181,9 @@ impl<'a> Parser<'a> {
                 Event::End(e) => Ev::End(name(e.name().as_ref())),
                 Event::Empty(_) => unreachable!("expand_empty_elements is set"),
                 Event::Text(t) => Ev::Text(t.unescape().map_err(|e| self.error(&short(&e.to_string())))?),
-                Event::CData(c) => Ev::Text(Cow::Owned(
-                    std::str::from_utf8(&c.into_inner()).map_err(|_| self.error("CDATA is not UTF-8"))?.to_owned(),
-                )),
+                Event::CData(c) => {
+                    Ev::Text(Cow::Owned(std::str::from_utf8(&c.into_inner()).map_err(|_| self.error("CDATA is not UTF-8"))?.to_owned()))
+                }
                 Event::Comment(_) => continue,
                 Event::Decl(_) => continue,
                 // Entity definitions live in the DTD, so refusing DTDs refuses every entity
@@ -258,7 +258,7 @@ impl<'a> Parser<'a> {
                     if !is_blank(&text) {
                         return Err(self.error("text mixed with a typed value"));
                     }
-                    let v = self.typed(&ty, depth)?;
+                    let v = self.typed(ty.as_str(), depth)?;
                     self.expect_end("value")?;
                     return Ok(v);
                 }
@@ -297,9 +297,7 @@ impl<'a> Parser<'a> {
                 let t = self.text_until_end(ty)?;
                 // Python wraps base64 at 76 columns.
                 let compact: String = t.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-                let bytes = base64::engine::general_purpose::STANDARD
-                    .decode(compact)
-                    .map_err(|_| self.error("bad <base64>"))?;
+                let bytes = base64::engine::general_purpose::STANDARD.decode(compact).map_err(|_| self.error("bad <base64>"))?;
                 Value::Str(String::from_utf8(bytes).map_err(|_| self.error("<base64> content is not UTF-8"))?)
             }
             "nil" => {
@@ -345,14 +343,66 @@ impl<'a> Parser<'a> {
 }
 
 enum Ev<'a> {
-    Start(String),
-    End(String),
+    Start(Name),
+    End(Name),
     Text(Cow<'a, str>),
     Eof,
 }
 
-fn name(raw: &[u8]) -> String {
-    String::from_utf8_lossy(raw).into_owned()
+/// An element name; the grammar's own names are not allocated, since a big document has
+/// millions of them.
+#[derive(Debug)]
+enum Name {
+    Known(&'static str),
+    Other(String),
+}
+
+impl Name {
+    fn as_str(&self) -> &str {
+        match self {
+            Name::Known(s) => s,
+            Name::Other(s) => s,
+        }
+    }
+}
+
+impl PartialEq<&str> for Name {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&short(self.as_str()))
+    }
+}
+
+fn name(raw: &[u8]) -> Name {
+    Name::Known(match raw {
+        b"value" => "value",
+        b"string" => "string",
+        b"member" => "member",
+        b"name" => "name",
+        b"struct" => "struct",
+        b"array" => "array",
+        b"data" => "data",
+        b"int" => "int",
+        b"i4" => "i4",
+        b"i8" => "i8",
+        b"boolean" => "boolean",
+        b"double" => "double",
+        b"dateTime.iso8601" => "dateTime.iso8601",
+        b"base64" => "base64",
+        b"nil" => "nil",
+        b"param" => "param",
+        b"params" => "params",
+        b"methodCall" => "methodCall",
+        b"methodName" => "methodName",
+        b"methodResponse" => "methodResponse",
+        b"fault" => "fault",
+        other => return Name::Other(String::from_utf8_lossy(other).into_owned()),
+    })
 }
 
 fn is_blank(s: &str) -> bool {
@@ -458,7 +508,7 @@ pub fn response_bytes(outcome: &Outcome) -> Vec<u8> {
 /// a time costs more than encoding it (measured: 80 ms of page faults against 40 ms of
 /// writing for 10,000 VM records).
 #[cfg(target_os = "linux")]
-fn prefer_huge_pages(buf: &mut Vec<u8>) {
+pub(crate) fn prefer_huge_pages(buf: &mut Vec<u8>) {
     const HUGE: usize = 2 << 20;
     if buf.capacity() < 2 * HUGE {
         return;
@@ -477,7 +527,7 @@ fn prefer_huge_pages(buf: &mut Vec<u8>) {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn prefer_huge_pages(_: &mut Vec<u8>) {}
+pub(crate) fn prefer_huge_pages(_: &mut Vec<u8>) {}
 
 /// Roughly the encoded size of `v` (exact but for escapes and number widths).
 fn estimate(v: &Value) -> usize {
@@ -671,9 +721,7 @@ pub(crate) fn escape_into(out: &mut Vec<u8>, s: &str) {
             b'<' => (b"&lt;", 1),
             b'>' => (b"&gt;", 1),
             b'\r' => (b"&#13;", 1),
-            0xEF if b.get(i + 1) == Some(&0xBF) && matches!(b.get(i + 2), Some(0xBE | 0xBF)) => {
-                ("\u{FFFD}".as_bytes(), 3)
-            }
+            0xEF if b.get(i + 1) == Some(&0xBF) && matches!(b.get(i + 2), Some(0xBE | 0xBF)) => ("\u{FFFD}".as_bytes(), 3),
             0xEF => {
                 i += 1;
                 continue;
@@ -698,7 +746,8 @@ mod tests {
 
     /// Wraps a `<value>` in a one-param call and parses it.
     fn param(value_xml: &str) -> Result<Value, ParseError> {
-        let doc = format!("<?xml version='1.0'?><methodCall><methodName>m</methodName><params><param>{value_xml}</param></params></methodCall>");
+        let doc =
+            format!("<?xml version='1.0'?><methodCall><methodName>m</methodName><params><param>{value_xml}</param></params></methodCall>");
         parse_call(doc.as_bytes()).map(|c| c.params.into_iter().next().unwrap())
     }
 
@@ -787,11 +836,7 @@ mod tests {
             "<?xml version='1.0'?>\n<methodCall>\n<methodName>system.listMethods</methodName>\n<params>\n</params>\n</methodCall>\n",
             "\u{feff}<methodCall><!-- hi --><methodName>system.listMethods</methodName></methodCall>",
         ] {
-            assert_eq!(
-                parse_call(doc.as_bytes()),
-                Ok(MethodCall { method: "system.listMethods".into(), params: vec![] }),
-                "{doc}"
-            );
+            assert_eq!(parse_call(doc.as_bytes()), Ok(MethodCall { method: "system.listMethods".into(), params: vec![] }), "{doc}");
         }
     }
 
@@ -811,7 +856,8 @@ mod tests {
         let mut bad_utf8 = b"<methodCall><methodName>m</methodName><params><param><value>".to_vec();
         bad_utf8.extend_from_slice(b"\xff\xfe");
         bad_utf8.extend_from_slice(b"</value></param></params></methodCall>");
-        let body = |v: &str| format!("<methodCall><methodName>m</methodName><params><param><value>{v}</value></param></params></methodCall>");
+        let body =
+            |v: &str| format!("<methodCall><methodName>m</methodName><params><param><value>{v}</value></param></params></methodCall>");
         let cases: Vec<(&str, Vec<u8>)> = vec![
             ("empty", vec![]),
             ("not xml", b"hello".to_vec()),
@@ -882,7 +928,8 @@ mod tests {
             std::str::from_utf8(&ok).unwrap(),
             "<?xml version=\"1.0\"?><methodResponse><params><param><value><struct><member><name>Status</name><value><string>Success</string></value></member><member><name>Value</name><value><string>OpaqueRef:2a0b</string></value></member></struct></value></param></params></methodResponse>"
         );
-        let fail = response_bytes(&Outcome::Failure(vec!["SESSION_AUTHENTICATION_FAILED".into(), "root".into(), "Authentication failure".into()]));
+        let fail =
+            response_bytes(&Outcome::Failure(vec!["SESSION_AUTHENTICATION_FAILED".into(), "root".into(), "Authentication failure".into()]));
         assert_eq!(
             std::str::from_utf8(&fail).unwrap(),
             "<?xml version=\"1.0\"?><methodResponse><params><param><value><struct><member><name>Status</name><value><string>Failure</string></value></member><member><name>ErrorDescription</name><value><array><data><value><string>SESSION_AUTHENTICATION_FAILED</string></value><value><string>root</string></value><value><string>Authentication failure</string></value></data></array></value></member></struct></value></param></params></methodResponse>"
@@ -904,7 +951,10 @@ mod tests {
             "<value><dateTime.iso8601>20240102T03:04:05Z</dateTime.iso8601></value>"
         );
         assert_eq!(value_to_xml(&s("a&b<c>d\re\"f'g\th\ni")), "<value><string>a&amp;b&lt;c&gt;d&#13;e\"f'g\th\ni</string></value>");
-        assert_eq!(value_to_xml(&s("x\u{1}y\u{FFFE}z\u{FFFF}\u{EFFF}")), "<value><string>x\u{FFFD}y\u{FFFD}z\u{FFFD}\u{EFFF}</string></value>");
+        assert_eq!(
+            value_to_xml(&s("x\u{1}y\u{FFFE}z\u{FFFF}\u{EFFF}")),
+            "<value><string>x\u{FFFD}y\u{FFFD}z\u{FFFD}\u{EFFF}</string></value>"
+        );
         // An empty failure still has an ErrorDescription[0].
         let empty = parse_response(&response_bytes(&Outcome::Failure(vec![]))).unwrap();
         assert_eq!(empty.member("ErrorDescription").unwrap(), &Value::Array(vec![s("INTERNAL_ERROR"), s("empty error description")]));
@@ -924,7 +974,7 @@ mod tests {
 
     #[test]
     fn writer_round_trips() {
-        let floats = [0.0, -0.0, 1.0, 0.1, 1.0 / 3.0, 1e300, -2.5e-308, f64::MAX, f64::MIN_POSITIVE, 5e-324, 123456789.123456789];
+        let floats = [0.0, -0.0, 1.0, 0.1, 1.0 / 3.0, 1e300, -2.5e-308, f64::MAX, f64::MIN_POSITIVE, 5e-324, 123_456_789.123_456_79];
         let mut values = vec![
             s(""),
             s("plain"),
@@ -981,7 +1031,16 @@ mod tests {
         for ok in ["20240102T03:04:05Z", "20240102T030405", "2024-01-02T03:04:05", "20240102T03:04:05.123Z", "20240102T03:04:05-0530"] {
             assert!(is_iso8601(ok), "{ok}");
         }
-        for bad in ["", "2024", "20240102", "20240102T03:04", "20240102T03:04:05ZZ", "20240102 03:04:05", "20240102T03:04:05.Z", "x0240102T03:04:05"] {
+        for bad in [
+            "",
+            "2024",
+            "20240102",
+            "20240102T03:04",
+            "20240102T03:04:05ZZ",
+            "20240102 03:04:05",
+            "20240102T03:04:05.Z",
+            "x0240102T03:04:05",
+        ] {
             assert!(!is_iso8601(bad), "{bad}");
         }
     }
