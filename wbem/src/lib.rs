@@ -2,3 +2,4 @@
 //! and (in progress) the MOF compiler.
 
 pub mod cim;
+pub mod mof;

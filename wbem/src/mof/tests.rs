@@ -1,0 +1,1 @@
+//! Tests of the whole compiler: the schema tree under mof/, broken inputs, repository queries.
