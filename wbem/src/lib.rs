@@ -2,4 +2,5 @@
 //! and (in progress) the MOF compiler.
 
 pub mod cim;
+pub mod cimxml;
 pub mod mof;

@@ -466,6 +466,12 @@ impl From<Instance> for CimValue {
     }
 }
 
+impl From<Class> for CimValue {
+    fn from(v: Class) -> Self {
+        CimValue::Class(Box::new(v))
+    }
+}
+
 impl From<CimArray> for CimValue {
     fn from(v: CimArray) -> Self {
         CimValue::Array(v)
