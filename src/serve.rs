@@ -58,7 +58,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let settings = Settings::resolve(args)?;
     init_logging(settings.log_json);
     if settings.auth == AuthKind::Pam {
-        anyhow::bail!("--auth pam is not available yet; use --auth local");
+        anyhow::bail!("--auth pam (service {}) is not available yet; use --auth local", settings.pam_service);
     }
     std::fs::create_dir_all(&settings.state_dir)?;
     let state_dir = settings.state_dir.canonicalize()?;
@@ -69,6 +69,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     model_config.session_idle_timeout = Duration::from_secs(settings.session_idle_timeout_secs);
     model_config.task_retention = Duration::from_secs(settings.task_retention_secs);
     model_config.clean_shutdown_timeout = Duration::from_secs(settings.clean_shutdown_timeout_secs);
+    model_config.event_queue_limit = settings.event_queue_limit;
     let auth = Arc::new(LocalAuthenticator::new(model_config.store_path()));
     let model = Model::open(model_config, hv, auth)?;
 
@@ -100,6 +101,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
         // Scripts and tests that asked for port 0 learn the real ports here.
         std::fs::write(state_dir.join("listeners.json"), format!("{{{}}}\n", bound.join(", ")))?;
+        tracing::warn!(cim_http = %settings.cim_http, cim_https = %settings.cim_https, "the WBEM door is not served yet");
         tracing::info!(state_dir = %state_dir.display(), hypervisor = ?settings.hypervisor, "xencim is up");
         wait_for_signal().await;
         tracing::info!("stopping: letting in-flight calls finish");

@@ -40,7 +40,8 @@ impl Daemon {
     fn call(&self, method: &str, params: &[Value]) -> Value {
         let body = call_bytes(method, params);
         let mut conn = TcpStream::connect(&self.addr).unwrap();
-        write!(conn, "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()).unwrap();
+        write!(conn, "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len())
+            .unwrap();
         conn.write_all(&body).unwrap();
         let mut response = Vec::new();
         conn.read_to_end(&mut response).unwrap();
@@ -116,7 +117,7 @@ fn users_added_from_the_command_line_can_log_in_at_once() {
     add.stdin.take().unwrap().write_all(b"carols secret\n").unwrap();
     assert!(add.wait().unwrap().success());
     let s = d.ok("session.login_with_password", &[Value::str("carol"), Value::str("carols secret")]);
-    let vms = d.ok("VM.get_all", &[s.clone()]);
+    let vms = d.ok("VM.get_all", std::slice::from_ref(&s));
     let Value::Array(vms) = vms else { panic!("VM.get_all is an array") };
     let denied = d.call("VM.start", &[s, vms[0].clone(), Value::Bool(false), Value::Bool(false)]);
     let Some(Value::Array(desc)) = denied.member("ErrorDescription") else { panic!("{denied:?}") };

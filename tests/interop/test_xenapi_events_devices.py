@@ -101,6 +101,24 @@ def test_legacy_register_next(daemon):
     x.event.unregister(["vm"])
 
 
+def test_a_slow_event_next_client_gets_events_lost(tmp_path):
+    from conftest import Daemon
+    d = Daemon(tmp_path / "state", extra_config="event_queue_limit = 5\n").start()
+    try:
+        x = d.session().xenapi
+        x.event.register(["vm"])
+        for i in range(8):
+            make_vm(x, f"flood-{i}")
+        with pytest.raises(XenAPI.Failure) as e:
+            x.event.next()
+        assert e.value.details == ["EVENTS_LOST"]
+        # After EVENTS_LOST the client resynchronises and the queue works again.
+        vm = make_vm(x, "after-loss")
+        assert any(ev["ref"] == vm for ev in x.event.next())
+    finally:
+        d.stop()
+
+
 def test_other_config_round_trip(session):
     x = session.xenapi
     vm = make_vm(x, "maps")

@@ -129,7 +129,9 @@ pub fn generic(model: &Model, c: &'static ClassDef, msg: &str, args: Vec<Value>)
         "get_by_name_label" => {
             let label = self_ref(&args);
             let Some(id) = c.field_id("name_label") else { return Err(ApiError::not_implemented(&format!("{}.{msg}", c.name))) };
-            Ok(Value::Array(model.db.read().rows(cid).filter(|(_, row)| row.str(id) == label).map(|(r, _)| Value::Str(r.clone())).collect()))
+            Ok(Value::Array(
+                model.db.read().rows(cid).filter(|(_, row)| row.str(id) == label).map(|(r, _)| Value::Str(r.clone())).collect(),
+            ))
         }
         "create" => {
             let fields = fields_from_record(c, &args[0])?;

@@ -57,7 +57,11 @@ fn find_known(tx: &mut Tx, host_ref: Ref) -> WellKnown {
     let pool = first(d, class::pool).unwrap_or_default();
     let dom0 = d.rows(class::VM).find(|(_, r)| r.bool(vm::IS_CONTROL_DOMAIN)).map(|(r, _)| r.clone()).unwrap_or_default();
     let local_sr = d.row(class::pool, &pool).map(|p| p.str(pool::DEFAULT_SR).to_owned()).unwrap_or_default();
-    let default_network = d.rows(class::network).find(|(_, n)| n.map_get(network::OTHER_CONFIG, "xencim_default") == Some("true")).map(|(r, _)| r.clone()).unwrap_or_default();
+    let default_network = d
+        .rows(class::network)
+        .find(|(_, n)| n.map_get(network::OTHER_CONFIG, "xencim_default") == Some("true"))
+        .map(|(r, _)| r.clone())
+        .unwrap_or_default();
     WellKnown { pool, host: host_ref, dom0, local_sr, default_network }
 }
 
@@ -168,11 +172,33 @@ fn refresh_host(tx: &mut Tx, known: &WellKnown, info: &hypervisor::HostInfo) -> 
     tx.set(class::host, h, host::API_VERSION_MINOR, Value::Int(API_VERSION_MINOR))?;
     tx.set(class::host, h, host::API_VERSION_VENDOR, Value::str("xencim"))?;
     let version = env!("CARGO_PKG_VERSION").to_owned();
-    tx.set(class::host, h, host::SOFTWARE_VERSION, map(&[("product_brand", "xencim".into()), ("product_version", version.clone()), ("xapi", format!("{API_VERSION_MAJOR}.{API_VERSION_MINOR}")), ("hypervisor", info.backend.into()), ("hypervisor_version", info.backend_version.clone())]))?;
+    tx.set(
+        class::host,
+        h,
+        host::SOFTWARE_VERSION,
+        map(&[
+            ("product_brand", "xencim".into()),
+            ("product_version", version.clone()),
+            ("xapi", format!("{API_VERSION_MAJOR}.{API_VERSION_MINOR}")),
+            ("hypervisor", info.backend.into()),
+            ("hypervisor_version", info.backend_version.clone()),
+        ]),
+    )?;
     tx.set(class::host, h, host::API_VERSION_VENDOR_IMPLEMENTATION, map(&[("xencim", version)]))?;
     tx.set(class::host, h, host::CAPABILITIES, Value::Array(vec![Value::str("xen-3.0-x86_64"), Value::str("hvm-3.0-x86_64")]))?;
     tx.set(class::host, h, host::SCHED_POLICY, Value::str("credit"))?;
-    tx.set(class::host, h, host::CPU_INFO, map(&[("cpu_count", info.cpu_count.to_string()), ("vendor", info.cpu_vendor.clone()), ("modelname", info.cpu_model_name.clone()), ("speed", info.cpu_speed_mhz.to_string()), ("flags", info.cpu_flags.clone())]))?;
+    tx.set(
+        class::host,
+        h,
+        host::CPU_INFO,
+        map(&[
+            ("cpu_count", info.cpu_count.to_string()),
+            ("vendor", info.cpu_vendor.clone()),
+            ("modelname", info.cpu_model_name.clone()),
+            ("speed", info.cpu_speed_mhz.to_string()),
+            ("flags", info.cpu_flags.clone()),
+        ]),
+    )?;
     let metrics = tx.data().expect(class::host, h)?.str(host::METRICS).to_owned();
     tx.set(class::host_metrics, &metrics, host_metrics::MEMORY_TOTAL, Value::Int(info.memory_total as i64))?;
     tx.set(class::host_metrics, &metrics, host_metrics::MEMORY_FREE, Value::Int(info.memory_free as i64))?;

@@ -165,7 +165,8 @@ pub const EPOCH: &str = "19700101T00:00:00Z";
 /// The value a field takes when nobody gave one.
 pub fn default_value(field: &FieldDef) -> Value {
     match field.default {
-        Some(text) => parse_default(text, field.ty).unwrap_or_else(|| panic!("datamodel: default {text:?} of field {} does not fit its type", field.name)),
+        Some(text) => parse_default(text, field.ty)
+            .unwrap_or_else(|| panic!("datamodel: default {text:?} of field {} does not fit its type", field.name)),
         None => empty_value(field.ty),
     }
 }
@@ -319,7 +320,28 @@ mod tests {
 
     #[test]
     fn classes_the_product_needs_exist() {
-        for name in ["session", "pool", "host", "host_cpu", "host_metrics", "VM", "VM_metrics", "VM_guest_metrics", "console", "VBD", "VDI", "SR", "PBD", "VIF", "network", "PIF", "task", "event", "user", "role"] {
+        for name in [
+            "session",
+            "pool",
+            "host",
+            "host_cpu",
+            "host_metrics",
+            "VM",
+            "VM_metrics",
+            "VM_guest_metrics",
+            "console",
+            "VBD",
+            "VDI",
+            "SR",
+            "PBD",
+            "VIF",
+            "network",
+            "PIF",
+            "task",
+            "event",
+            "user",
+            "role",
+        ] {
             assert!(class_by_name(name).is_some(), "{name}");
         }
     }

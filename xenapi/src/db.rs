@@ -359,7 +359,13 @@ impl Db {
             t.rows.insert(obj.reference, Row { fields, created: 1, modified: 1 });
         }
         tracing::info!(objects = count, elapsed_ms = started.elapsed().as_millis() as u64, "registry loaded");
-        Ok(Db { data: RwLock::new(data), store: Mutex::new(store), latest: Mutex::new(1), committed: Condvar::new(), subscribers: Mutex::new(vec![]) })
+        Ok(Db {
+            data: RwLock::new(data),
+            store: Mutex::new(store),
+            latest: Mutex::new(1),
+            committed: Condvar::new(),
+            subscribers: Mutex::new(vec![]),
+        })
     }
 
     pub fn read(&self) -> RwLockReadGuard<'_, Data> {
@@ -475,7 +481,8 @@ impl Db {
 }
 
 fn fields_to_json(c: ClassId, fields: &[Value]) -> String {
-    let map: serde_json::Map<String, serde_json::Value> = c.def().fields.iter().zip(fields).map(|(f, v)| (f.name.to_owned(), to_json(v))).collect();
+    let map: serde_json::Map<String, serde_json::Value> =
+        c.def().fields.iter().zip(fields).map(|(f, v)| (f.name.to_owned(), to_json(v))).collect();
     serde_json::Value::Object(map).to_string()
 }
 

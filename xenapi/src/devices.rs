@@ -40,8 +40,15 @@ pub fn vbd_create(model: &Model, mut f: Vec<Value>) -> ApiResult<Ref> {
         let userdevice = f[vbd::USERDEVICE.index()].as_str().unwrap_or("").to_owned();
         let taken: Vec<Row> = vm_row.strs(vm::VBDS).iter().filter_map(|r| data.row(class::VBD, r)).cloned().collect();
         let userdevice = if userdevice.is_empty() || userdevice == "autodetect" {
-            (0..16).map(|n| n.to_string()).find(|n| !taken.iter().any(|b| b.str(vbd::USERDEVICE) == n)).ok_or_else(|| ApiError::new(codes::DEVICE_ALREADY_EXISTS, ["16 devices"]))?
-        } else if !userdevice.chars().all(|c| c.is_ascii_digit()) && !userdevice.starts_with("xvd") && !userdevice.starts_with("hd") && !userdevice.starts_with("sd") {
+            (0..16)
+                .map(|n| n.to_string())
+                .find(|n| !taken.iter().any(|b| b.str(vbd::USERDEVICE) == n))
+                .ok_or_else(|| ApiError::new(codes::DEVICE_ALREADY_EXISTS, ["16 devices"]))?
+        } else if !userdevice.chars().all(|c| c.is_ascii_digit())
+            && !userdevice.starts_with("xvd")
+            && !userdevice.starts_with("hd")
+            && !userdevice.starts_with("sd")
+        {
             return Err(ApiError::invalid_value("userdevice", &userdevice));
         } else {
             userdevice
@@ -67,8 +74,13 @@ pub fn vif_create(model: &Model, mut f: Vec<Value>) -> ApiResult<Ref> {
         let net_ref = f[vif::NETWORK.index()].as_str().unwrap_or("").to_owned();
         let net = data.expect(class::network, &net_ref)?;
         let device = f[vif::DEVICE.index()].as_str().unwrap_or("").to_owned();
-        let taken: Vec<String> = vm_row.strs(vm::VIFS).iter().filter_map(|r| data.row(class::VIF, r)).map(|v| v.str(vif::DEVICE).to_owned()).collect();
-        let device = if device.is_empty() { (0..7).map(|n| n.to_string()).find(|n| !taken.contains(n)).unwrap_or_else(|| taken.len().to_string()) } else { device };
+        let taken: Vec<String> =
+            vm_row.strs(vm::VIFS).iter().filter_map(|r| data.row(class::VIF, r)).map(|v| v.str(vif::DEVICE).to_owned()).collect();
+        let device = if device.is_empty() {
+            (0..7).map(|n| n.to_string()).find(|n| !taken.contains(n)).unwrap_or_else(|| taken.len().to_string())
+        } else {
+            device
+        };
         if !device.chars().all(|c| c.is_ascii_digit()) {
             return Err(ApiError::invalid_value("device", &device));
         }
@@ -99,7 +111,10 @@ pub fn device_destroy(model: &Model, c: crate::datamodel::ClassId, r: &str) -> A
         let row = tx.data().expect(c, r)?;
         let attached = if c == class::VBD { row.bool(vbd::CURRENTLY_ATTACHED) } else { row.bool(vif::CURRENTLY_ATTACHED) };
         if attached {
-            return Err(ApiError::operation_not_allowed(format!("{} {r} is currently attached to a running VM; unplug it first", c.name())));
+            return Err(ApiError::operation_not_allowed(format!(
+                "{} {r} is currently attached to a running VM; unplug it first",
+                c.name()
+            )));
         }
         tx.remove(c, r).map(|_| ())
     })
@@ -154,7 +169,10 @@ pub fn vdi_create(model: &Model, mut f: Vec<Value>) -> ApiResult<Ref> {
     };
     let uuid = f[vdi::UUID.index()].as_str().unwrap_or("").to_owned();
     let path = dir.join(format!("{uuid}.img"));
-    std::fs::create_dir_all(&dir).and_then(|_| std::fs::File::create_new(&path)).and_then(|file| file.set_len(size as u64)).map_err(|e| ApiError::new(codes::SR_BACKEND_FAILURE, ["create".to_owned(), path.display().to_string(), e.to_string()]))?;
+    std::fs::create_dir_all(&dir)
+        .and_then(|_| std::fs::File::create_new(&path))
+        .and_then(|file| file.set_len(size as u64))
+        .map_err(|e| ApiError::new(codes::SR_BACKEND_FAILURE, ["create".to_owned(), path.display().to_string(), e.to_string()]))?;
     f[vdi::LOCATION.index()] = Value::str(path.display().to_string());
     f[vdi::PHYSICAL_UTILISATION.index()] = Value::Int(0);
     f[vdi::MANAGED.index()] = Value::Bool(true);
@@ -202,7 +220,11 @@ pub fn vdi_resize(model: &Model, vdi_ref: &str, size: i64) -> ApiResult<()> {
         }
         PathBuf::from(row.str(vdi::LOCATION))
     };
-    std::fs::OpenOptions::new().write(true).open(&path).and_then(|f| f.set_len(size as u64)).map_err(|e| ApiError::new(codes::SR_BACKEND_FAILURE, ["resize".to_owned(), path.display().to_string(), e.to_string()]))?;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .and_then(|f| f.set_len(size as u64))
+        .map_err(|e| ApiError::new(codes::SR_BACKEND_FAILURE, ["resize".to_owned(), path.display().to_string(), e.to_string()]))?;
     model.write(|tx| tx.set(class::VDI, vdi_ref, vdi::VIRTUAL_SIZE, Value::Int(size)))
 }
 

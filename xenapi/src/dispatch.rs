@@ -36,17 +36,31 @@ fn split_name(name: &str) -> Option<(&'static ClassDef, &str)> {
     if let Some((c, m)) = name.split_once('.') {
         return class_by_name(c).filter(|d| d.name == c).map(|d| (d, m));
     }
-    CLASSES.iter().filter(|c| name.len() > c.name.len() + 1 && name.starts_with(c.name) && name.as_bytes()[c.name.len()] == b'_').max_by_key(|c| c.name.len()).map(|c| (c, &name[c.name.len() + 1..]))
+    CLASSES
+        .iter()
+        .filter(|c| name.len() > c.name.len() + 1 && name.starts_with(c.name) && name.as_bytes()[c.name.len()] == b'_')
+        .max_by_key(|c| c.name.len())
+        .map(|c| (c, &name[c.name.len() + 1..]))
 }
 
 pub fn resolve(name: &str) -> Option<Signature> {
     let (class, msg) = split_name(name)?;
     if let Some(m) = class.message(msg) {
-        return Some(Signature { class, msg: msg.to_owned(), takes_session: m.takes_session, params: m.params.iter().map(|p| (p.name, p.ty, p.optional)).collect() });
+        return Some(Signature {
+            class,
+            msg: msg.to_owned(),
+            takes_session: m.takes_session,
+            params: m.params.iter().map(|p| (p.name, p.ty, p.optional)).collect(),
+        });
     }
     if class.has_implicit(msg) {
         let params = implicit_params(class, msg)?;
-        return Some(Signature { class, msg: msg.to_owned(), takes_session: true, params: params.into_iter().map(|(n, t)| (n, t, false)).collect() });
+        return Some(Signature {
+            class,
+            msg: msg.to_owned(),
+            takes_session: true,
+            params: params.into_iter().map(|(n, t)| (n, t, false)).collect(),
+        });
     }
     None
 }
@@ -116,7 +130,10 @@ impl Api {
         };
         let given = params.len().saturating_sub(usize::from(sig.takes_session));
         if params.len() < usize::from(sig.takes_session) || given < sig.required() || given > sig.params.len() {
-            return Err(ApiError::new(codes::MESSAGE_PARAMETER_COUNT_MISMATCH, [sig.wire_name(), sig.params.len().to_string(), given.to_string()]));
+            return Err(ApiError::new(
+                codes::MESSAGE_PARAMETER_COUNT_MISMATCH,
+                [sig.wire_name(), sig.params.len().to_string(), given.to_string()],
+            ));
         }
         let session = if sig.takes_session { Some(params.remove(0)) } else { None };
         let mut args = Vec::with_capacity(params.len());
@@ -125,7 +142,9 @@ impl Api {
                 Type::Record(_) | Type::AnyRecord => Ok(value),
                 ty => coerce(value, *ty),
             };
-            args.push(coerced.map_err(|m| ApiError::new(codes::XMLRPC_UNMARSHAL_FAILURE, [format!("{pname}: {}", m.expected), m.received]))?);
+            args.push(
+                coerced.map_err(|m| ApiError::new(codes::XMLRPC_UNMARSHAL_FAILURE, [format!("{pname}: {}", m.expected), m.received]))?,
+            );
         }
         let (session, principal) = match session {
             Some(s) => {
@@ -141,7 +160,10 @@ impl Api {
             return invoke(&call, &sig, args);
         }
         if !async_allowed(&sig) {
-            return Err(ApiError { code: "Fault".into(), args: vec![format!("No async mode for this operation (rpc: {})", sig.wire_name())] });
+            return Err(ApiError {
+                code: "Fault".into(),
+                args: vec![format!("No async mode for this operation (rpc: {})", sig.wire_name())],
+            });
         }
         let task_ref = tasks::create(&self.model, &format!("Async.{}", sig.wire_name()), "", call.session.as_deref())?;
         let model = self.model.clone();
@@ -191,66 +213,32 @@ static HANDLERS: &[(&str, &[&str], Handler)] = &[
     ("session", &["login_with_password", "slave_local_login_with_password"], |c, args| {
         sessions::login(c.model, s(&args, 0), s(&args, 1), s(&args, 3), c.peer).map(Value::Str)
     }),
-    ("session", &["logout", "local_logout"], |c, _args| {
-        void(sessions::logout(c.model, c.session.as_deref().unwrap_or("")))
-    }),
+    ("session", &["logout", "local_logout"], |c, _args| void(sessions::logout(c.model, c.session.as_deref().unwrap_or("")))),
     ("VM", &["create"], |c, args| {
-        {
-            let fields = crate::accessors::fields_from_record(class::VM.def(), &args[0])?;
-            vm_ops::create(c.model, fields).map(Value::Str)
-        }
+        let fields = crate::accessors::fields_from_record(class::VM.def(), &args[0])?;
+        vm_ops::create(c.model, fields).map(Value::Str)
     }),
-    ("VM", &["destroy"], |c, args| {
-        void(vm_ops::destroy(c.model, &vm(c, &args, 0)?))
-    }),
-    ("VM", &["start"], |c, args| {
-        void(lifecycle::start(c.model, c.task.as_deref(), &vm(c, &args, 0)?, b(&args, 1)))
-    }),
+    ("VM", &["destroy"], |c, args| void(vm_ops::destroy(c.model, &vm(c, &args, 0)?))),
+    ("VM", &["start"], |c, args| void(lifecycle::start(c.model, c.task.as_deref(), &vm(c, &args, 0)?, b(&args, 1)))),
     ("VM", &["start_on"], |c, args| {
-        {
-            resolve_ref(c.model, class::host, s(&args, 1))?;
-            void(lifecycle::start(c.model, c.task.as_deref(), &vm(c, &args, 0)?, b(&args, 2)))
-        }
+        resolve_ref(c.model, class::host, s(&args, 1))?;
+        void(lifecycle::start(c.model, c.task.as_deref(), &vm(c, &args, 0)?, b(&args, 2)))
     }),
-    ("VM", &["pause"], |c, args| {
-        void(lifecycle::pause(c.model, c.task.as_deref(), &vm(c, &args, 0)?))
-    }),
-    ("VM", &["unpause"], |c, args| {
-        void(lifecycle::unpause(c.model, c.task.as_deref(), &vm(c, &args, 0)?))
-    }),
-    ("VM", &["clean_shutdown"], |c, args| {
-        void(lifecycle::clean_shutdown(c.model, c.task.as_deref(), &vm(c, &args, 0)?))
-    }),
-    ("VM", &["hard_shutdown"], |c, args| {
-        void(lifecycle::hard_shutdown(c.model, c.task.as_deref(), &vm(c, &args, 0)?))
-    }),
-    ("VM", &["shutdown"], |c, args| {
-        void(lifecycle::shutdown(c.model, c.task.as_deref(), &vm(c, &args, 0)?))
-    }),
-    ("VM", &["clean_reboot"], |c, args| {
-        void(lifecycle::reboot(c.model, c.task.as_deref(), &vm(c, &args, 0)?, true))
-    }),
-    ("VM", &["hard_reboot"], |c, args| {
-        void(lifecycle::reboot(c.model, c.task.as_deref(), &vm(c, &args, 0)?, false))
-    }),
-    ("VM", &["suspend"], |c, args| {
-        void(lifecycle::suspend(c.model, c.task.as_deref(), &vm(c, &args, 0)?))
-    }),
-    ("VM", &["resume"], |c, args| {
-        void(lifecycle::resume(c.model, c.task.as_deref(), &vm(c, &args, 0)?, b(&args, 1)))
-    }),
+    ("VM", &["pause"], |c, args| void(lifecycle::pause(c.model, c.task.as_deref(), &vm(c, &args, 0)?))),
+    ("VM", &["unpause"], |c, args| void(lifecycle::unpause(c.model, c.task.as_deref(), &vm(c, &args, 0)?))),
+    ("VM", &["clean_shutdown"], |c, args| void(lifecycle::clean_shutdown(c.model, c.task.as_deref(), &vm(c, &args, 0)?))),
+    ("VM", &["hard_shutdown"], |c, args| void(lifecycle::hard_shutdown(c.model, c.task.as_deref(), &vm(c, &args, 0)?))),
+    ("VM", &["shutdown"], |c, args| void(lifecycle::shutdown(c.model, c.task.as_deref(), &vm(c, &args, 0)?))),
+    ("VM", &["clean_reboot"], |c, args| void(lifecycle::reboot(c.model, c.task.as_deref(), &vm(c, &args, 0)?, true))),
+    ("VM", &["hard_reboot"], |c, args| void(lifecycle::reboot(c.model, c.task.as_deref(), &vm(c, &args, 0)?, false))),
+    ("VM", &["suspend"], |c, args| void(lifecycle::suspend(c.model, c.task.as_deref(), &vm(c, &args, 0)?))),
+    ("VM", &["resume"], |c, args| void(lifecycle::resume(c.model, c.task.as_deref(), &vm(c, &args, 0)?, b(&args, 1)))),
     ("VM", &["resume_on"], |c, args| {
-        {
-            resolve_ref(c.model, class::host, s(&args, 1))?;
-            void(lifecycle::resume(c.model, c.task.as_deref(), &vm(c, &args, 0)?, b(&args, 2)))
-        }
+        resolve_ref(c.model, class::host, s(&args, 1))?;
+        void(lifecycle::resume(c.model, c.task.as_deref(), &vm(c, &args, 0)?, b(&args, 2)))
     }),
-    ("VM", &["power_state_reset"], |c, args| {
-        void(lifecycle::power_state_reset(c.model, &vm(c, &args, 0)?))
-    }),
-    ("VM", &["clone"], |c, args| {
-        vm_ops::duplicate(c.model, &vm(c, &args, 0)?, s(&args, 1), vm_ops::CopyKind::Clone, None).map(Value::Str)
-    }),
+    ("VM", &["power_state_reset"], |c, args| void(lifecycle::power_state_reset(c.model, &vm(c, &args, 0)?))),
+    ("VM", &["clone"], |c, args| vm_ops::duplicate(c.model, &vm(c, &args, 0)?, s(&args, 1), vm_ops::CopyKind::Clone, None).map(Value::Str)),
     ("VM", &["copy"], |c, args| {
         vm_ops::duplicate(c.model, &vm(c, &args, 0)?, s(&args, 1), vm_ops::CopyKind::Copy, Some(s(&args, 2))).map(Value::Str)
     }),
@@ -264,10 +252,14 @@ static HANDLERS: &[(&str, &[&str], Handler)] = &[
         void(vm_ops::set_memory(c.model, &vm(c, &args, 0)?, "changing_static_range", |m| [i(&args, 1), m[1], m[2], i(&args, 2)]))
     }),
     ("VM", &["set_memory_limits"], |c, args| {
-        void(vm_ops::set_memory(c.model, &vm(c, &args, 0)?, "changing_memory_limits", |_| [i(&args, 1), i(&args, 3), i(&args, 4), i(&args, 2)]))
+        void(vm_ops::set_memory(c.model, &vm(c, &args, 0)?, "changing_memory_limits", |_| {
+            [i(&args, 1), i(&args, 3), i(&args, 4), i(&args, 2)]
+        }))
     }),
     ("VM", &["set_memory"], |c, args| {
-        void(vm_ops::set_memory(c.model, &vm(c, &args, 0)?, "changing_memory_limits", |m| [m[0].min(i(&args, 1)), i(&args, 1), i(&args, 1), i(&args, 1)]))
+        void(vm_ops::set_memory(c.model, &vm(c, &args, 0)?, "changing_memory_limits", |m| {
+            [m[0].min(i(&args, 1)), i(&args, 1), i(&args, 1), i(&args, 1)]
+        }))
     }),
     ("VM", &["set_memory_static_max"], |c, args| {
         void(vm_ops::set_memory(c.model, &vm(c, &args, 0)?, "changing_static_range", |m| [m[0], m[1], m[2], i(&args, 1)]))
@@ -281,57 +273,31 @@ static HANDLERS: &[(&str, &[&str], Handler)] = &[
     ("VM", &["set_memory_dynamic_min"], |c, args| {
         void(vm_ops::set_memory(c.model, &vm(c, &args, 0)?, "changing_dynamic_range", |m| [m[0], i(&args, 1), m[2], m[3]]))
     }),
-    ("VM", &["set_VCPUs_max"], |c, args| {
-        void(vm_ops::set_vcpus_max(c.model, &vm(c, &args, 0)?, i(&args, 1)))
-    }),
-    ("VM", &["set_VCPUs_at_startup"], |c, args| {
-        void(vm_ops::set_vcpus_at_startup(c.model, &vm(c, &args, 0)?, i(&args, 1)))
-    }),
-    ("VM", &["set_VCPUs_number_live"], |c, args| {
-        void(vm_ops::set_vcpus_number_live(c.model, &vm(c, &args, 0)?, i(&args, 1)))
-    }),
-    ("VM", &["set_is_a_template"], |c, args| {
-        void(vm_ops::set_is_a_template(c.model, &vm(c, &args, 0)?, b(&args, 1)))
-    }),
-    ("VM", &["send_sysrq"], |c, args| {
-        void(vm_ops::send_sysrq(c.model, &vm(c, &args, 0)?, s(&args, 1)))
-    }),
-    ("VM", &["get_allowed_VBD_devices"], |c, args| {
-        vm_ops::allowed_devices(c.model, &vm(c, &args, 0)?, true)
-    }),
-    ("VM", &["get_allowed_VIF_devices"], |c, args| {
-        vm_ops::allowed_devices(c.model, &vm(c, &args, 0)?, false)
-    }),
+    ("VM", &["set_VCPUs_max"], |c, args| void(vm_ops::set_vcpus_max(c.model, &vm(c, &args, 0)?, i(&args, 1)))),
+    ("VM", &["set_VCPUs_at_startup"], |c, args| void(vm_ops::set_vcpus_at_startup(c.model, &vm(c, &args, 0)?, i(&args, 1)))),
+    ("VM", &["set_VCPUs_number_live"], |c, args| void(vm_ops::set_vcpus_number_live(c.model, &vm(c, &args, 0)?, i(&args, 1)))),
+    ("VM", &["set_is_a_template"], |c, args| void(vm_ops::set_is_a_template(c.model, &vm(c, &args, 0)?, b(&args, 1)))),
+    ("VM", &["send_sysrq"], |c, args| void(vm_ops::send_sysrq(c.model, &vm(c, &args, 0)?, s(&args, 1)))),
+    ("VM", &["get_allowed_VBD_devices"], |c, args| vm_ops::allowed_devices(c.model, &vm(c, &args, 0)?, true)),
+    ("VM", &["get_allowed_VIF_devices"], |c, args| vm_ops::allowed_devices(c.model, &vm(c, &args, 0)?, false)),
     ("VM", &["assert_operation_valid"], |c, args| {
         void(lifecycle::check_operation(&c.model.db.read(), &vm(c, &args, 0)?, s(&args, 1), &c.model.known))
     }),
     ("VM", &["update_allowed_operations"], |c, args| {
-        {
-            let r = vm(c, &args, 0)?;
-            void(c.model.write(|tx| tx.touch(class::VM, &r)))
-        }
+        let r = vm(c, &args, 0)?;
+        void(c.model.write(|tx| tx.touch(class::VM, &r)))
     }),
-    ("VM", &["get_possible_hosts"], |c, _args| {
-        Ok(Value::Array(vec![Value::Str(c.model.known.host.clone())]))
-    }),
+    ("VM", &["get_possible_hosts"], |c, _args| Ok(Value::Array(vec![Value::Str(c.model.known.host.clone())]))),
     ("VBD", &["create"], |c, args| {
         devices::vbd_create(c.model, crate::accessors::fields_from_record(class::VBD.def(), &args[0])?).map(Value::Str)
     }),
     ("VIF", &["create"], |c, args| {
         devices::vif_create(c.model, crate::accessors::fields_from_record(class::VIF.def(), &args[0])?).map(Value::Str)
     }),
-    ("VBD", &["destroy"], |c, args| {
-        void(devices::device_destroy(c.model, class::VBD, &resolve_ref(c.model, class::VBD, s(&args, 0))?))
-    }),
-    ("VIF", &["destroy"], |c, args| {
-        void(devices::device_destroy(c.model, class::VIF, &resolve_ref(c.model, class::VIF, s(&args, 0))?))
-    }),
-    ("VBD", &["plug"], |c, args| {
-        void(devices::set_plugged(c.model, class::VBD, &resolve_ref(c.model, class::VBD, s(&args, 0))?, true))
-    }),
-    ("VIF", &["plug"], |c, args| {
-        void(devices::set_plugged(c.model, class::VIF, &resolve_ref(c.model, class::VIF, s(&args, 0))?, true))
-    }),
+    ("VBD", &["destroy"], |c, args| void(devices::device_destroy(c.model, class::VBD, &resolve_ref(c.model, class::VBD, s(&args, 0))?))),
+    ("VIF", &["destroy"], |c, args| void(devices::device_destroy(c.model, class::VIF, &resolve_ref(c.model, class::VIF, s(&args, 0))?))),
+    ("VBD", &["plug"], |c, args| void(devices::set_plugged(c.model, class::VBD, &resolve_ref(c.model, class::VBD, s(&args, 0))?, true))),
+    ("VIF", &["plug"], |c, args| void(devices::set_plugged(c.model, class::VIF, &resolve_ref(c.model, class::VIF, s(&args, 0))?, true))),
     ("VBD", &["unplug", "unplug_force"], |c, args| {
         void(devices::set_plugged(c.model, class::VBD, &resolve_ref(c.model, class::VBD, s(&args, 0))?, false))
     }),
@@ -341,54 +307,37 @@ static HANDLERS: &[(&str, &[&str], Handler)] = &[
     ("VDI", &["create"], |c, args| {
         devices::vdi_create(c.model, crate::accessors::fields_from_record(class::VDI.def(), &args[0])?).map(Value::Str)
     }),
-    ("VDI", &["destroy"], |c, args| {
-        void(devices::vdi_destroy(c.model, &resolve_ref(c.model, class::VDI, s(&args, 0))?))
-    }),
+    ("VDI", &["destroy"], |c, args| void(devices::vdi_destroy(c.model, &resolve_ref(c.model, class::VDI, s(&args, 0))?))),
     ("VDI", &["resize", "resize_online"], |c, args| {
         void(devices::vdi_resize(c.model, &resolve_ref(c.model, class::VDI, s(&args, 0))?, i(&args, 1)))
     }),
     ("network", &["create"], |c, args| {
         devices::network_create(c.model, crate::accessors::fields_from_record(class::network.def(), &args[0])?).map(Value::Str)
     }),
-    ("network", &["destroy"], |c, args| {
-        void(devices::network_destroy(c.model, &resolve_ref(c.model, class::network, s(&args, 0))?))
-    }),
-    ("task", &["create"], |c, args| {
-        tasks::create(c.model, s(&args, 0), s(&args, 1), c.session.as_deref()).map(Value::Str)
-    }),
-    ("task", &["cancel"], |c, args| {
-        void(tasks::cancel(c.model, &resolve_ref(c.model, class::task, s(&args, 0))?))
-    }),
-    ("task", &["destroy"], |c, args| {
-        void(tasks::destroy(c.model, &resolve_ref(c.model, class::task, s(&args, 0))?))
-    }),
+    ("network", &["destroy"], |c, args| void(devices::network_destroy(c.model, &resolve_ref(c.model, class::network, s(&args, 0))?))),
+    ("task", &["create"], |c, args| tasks::create(c.model, s(&args, 0), s(&args, 1), c.session.as_deref()).map(Value::Str)),
+    ("task", &["cancel"], |c, args| void(tasks::cancel(c.model, &resolve_ref(c.model, class::task, s(&args, 0))?))),
+    ("task", &["destroy"], |c, args| void(tasks::destroy(c.model, &resolve_ref(c.model, class::task, s(&args, 0))?))),
     ("event", &["from"], |c, args| {
-        events::from(c.model, match &args[0] {
-            Value::Array(a) => a,
-            _ => &[],
-        }, s(&args, 1), match args.get(2) {
-            Some(Value::Float(f)) => *f,
-            _ => 0.0,
-        })
+        events::from(
+            c.model,
+            match &args[0] {
+                Value::Array(a) => a,
+                _ => &[],
+            },
+            s(&args, 1),
+            match args.get(2) {
+                Some(Value::Float(f)) => *f,
+                _ => 0.0,
+            },
+        )
     }),
-    ("event", &["register"], |c, args| {
-        void(c.model.events.register(c.session.as_deref().unwrap_or(""), list(&args)))
-    }),
-    ("event", &["unregister"], |c, args| {
-        void(c.model.events.unregister(c.session.as_deref().unwrap_or(""), list(&args)))
-    }),
-    ("event", &["next"], |c, _args| {
-        c.model.events.next(c.session.as_deref().unwrap_or(""), Duration::from_secs(300))
-    }),
-    ("event", &["get_current_id"], |c, _args| {
-        Ok(events::get_current_id(c.model))
-    }),
-    ("event", &["inject"], |c, args| {
-        events::inject(c.model, s(&args, 0), s(&args, 1))
-    }),
-    ("host", &["get_servertime", "get_server_localtime"], |_c, _args| {
-        Ok(Value::DateTime(crate::bootstrap::now_xapi()))
-    }),
+    ("event", &["register"], |c, args| void(c.model.events.register(c.session.as_deref().unwrap_or(""), list(&args)))),
+    ("event", &["unregister"], |c, args| void(c.model.events.unregister(c.session.as_deref().unwrap_or(""), list(&args)))),
+    ("event", &["next"], |c, _args| c.model.events.next(c.session.as_deref().unwrap_or(""), Duration::from_secs(300))),
+    ("event", &["get_current_id"], |c, _args| Ok(events::get_current_id(c.model))),
+    ("event", &["inject"], |c, args| events::inject(c.model, s(&args, 0), s(&args, 1))),
+    ("host", &["get_servertime", "get_server_localtime"], |_c, _args| Ok(Value::DateTime(crate::bootstrap::now_xapi()))),
 ];
 
 fn handler(class: &str, msg: &str) -> Option<Handler> {

@@ -28,7 +28,8 @@ impl Subscription {
             Some((c, r)) => (c, Some(r)),
             None => (s, None),
         };
-        let def = class_by_name(&class_name.to_ascii_lowercase()).ok_or_else(|| ApiError::new(codes::EVENT_SUBSCRIPTION_PARSE_FAILURE, [s]))?;
+        let def =
+            class_by_name(&class_name.to_ascii_lowercase()).ok_or_else(|| ApiError::new(codes::EVENT_SUBSCRIPTION_PARSE_FAILURE, [s]))?;
         Ok(match object {
             Some(r) if !r.is_empty() => Subscription::Object(def.id, r.to_owned()),
             Some(_) => return Err(ApiError::new(codes::EVENT_SUBSCRIPTION_PARSE_FAILURE, [s])),
@@ -168,7 +169,8 @@ impl Registrations {
     pub fn register(&self, session_ref: &str, classes: &[Value]) -> ApiResult<()> {
         let subs = parse_subscriptions(classes)?;
         let mut sessions = self.sessions.lock();
-        let reg = sessions.entry(session_ref.to_owned()).or_insert_with(|| Registration { subs: vec![], queue: VecDeque::new(), lost: false });
+        let reg =
+            sessions.entry(session_ref.to_owned()).or_insert_with(|| Registration { subs: vec![], queue: VecDeque::new(), lost: false });
         for s in subs {
             if !reg.subs.contains(&s) {
                 reg.subs.push(s);

@@ -46,8 +46,23 @@ use PowerState::*;
 /// Operations whose allowed-from states xapi checks, in xapi's order for the error text.
 pub fn allowed_power_states(op: &str) -> Option<&'static [PowerState]> {
     Some(match op {
-        "start" | "start_on" | "clone" | "copy" | "make_into_template" | "changing_static_range" | "changing_memory_limits" | "changing_VCPUs" | "provision" => &[Halted],
-        "pause" | "suspend" | "clean_shutdown" | "clean_reboot" | "changing_VCPUs_live" | "send_sysrq" | "send_trigger" | "changing_memory_live" => &[Running],
+        "start"
+        | "start_on"
+        | "clone"
+        | "copy"
+        | "make_into_template"
+        | "changing_static_range"
+        | "changing_memory_limits"
+        | "changing_VCPUs"
+        | "provision" => &[Halted],
+        "pause"
+        | "suspend"
+        | "clean_shutdown"
+        | "clean_reboot"
+        | "changing_VCPUs_live"
+        | "send_sysrq"
+        | "send_trigger"
+        | "changing_memory_live" => &[Running],
         "unpause" => &[Paused],
         "resume" | "resume_on" => &[Suspended],
         "hard_shutdown" | "shutdown" => &[Paused, Suspended, Running],
@@ -61,8 +76,30 @@ pub fn allowed_power_states(op: &str) -> Option<&'static [PowerState]> {
 
 /// The operations xencim implements, the candidates for `allowed_operations`.
 const VM_OPERATIONS: &[&str] = &[
-    "start", "start_on", "pause", "unpause", "clean_shutdown", "hard_shutdown", "shutdown", "clean_reboot", "hard_reboot", "suspend", "resume", "resume_on", "power_state_reset", "clone", "copy", "snapshot",
-    "destroy", "changing_dynamic_range", "changing_static_range", "changing_memory_limits", "changing_VCPUs", "changing_VCPUs_live", "send_sysrq", "make_into_template",
+    "start",
+    "start_on",
+    "pause",
+    "unpause",
+    "clean_shutdown",
+    "hard_shutdown",
+    "shutdown",
+    "clean_reboot",
+    "hard_reboot",
+    "suspend",
+    "resume",
+    "resume_on",
+    "power_state_reset",
+    "clone",
+    "copy",
+    "snapshot",
+    "destroy",
+    "changing_dynamic_range",
+    "changing_static_range",
+    "changing_memory_limits",
+    "changing_VCPUs",
+    "changing_VCPUs_live",
+    "send_sysrq",
+    "make_into_template",
 ];
 
 /// Operations that may run while another one is in progress (xapi lets a hard shutdown or
@@ -73,7 +110,18 @@ fn may_overlap(op: &str) -> bool {
 
 /// Operations a template allows.
 fn template_allows(op: &str) -> bool {
-    matches!(op, "clone" | "copy" | "provision" | "destroy" | "changing_static_range" | "changing_memory_limits" | "changing_VCPUs" | "changing_dynamic_range" | "snapshot")
+    matches!(
+        op,
+        "clone"
+            | "copy"
+            | "provision"
+            | "destroy"
+            | "changing_static_range"
+            | "changing_memory_limits"
+            | "changing_VCPUs"
+            | "changing_dynamic_range"
+            | "snapshot"
+    )
 }
 
 /// xapi's `check_operation_error`: the first reason why `op` may not run on `vm_ref` now.
@@ -113,8 +161,12 @@ pub fn allowed_operations(data: &Data, vm_ref: &str, known: &WellKnown) -> Vec<&
 /// Maps a hypervisor refusal to the Xen-API error a client expects.
 pub fn hv_error(vm_ref: &str, e: HypervisorError) -> ApiError {
     match e {
-        HypervisorError::NotEnoughMemory { needed, available } => ApiError::new(codes::HOST_NOT_ENOUGH_FREE_MEMORY, [needed.to_string(), available.to_string()]),
-        HypervisorError::NotEnoughPcpus { vcpus, pcpus } => ApiError::new(codes::HOST_NOT_ENOUGH_PCPUS, [vcpus.to_string(), pcpus.to_string()]),
+        HypervisorError::NotEnoughMemory { needed, available } => {
+            ApiError::new(codes::HOST_NOT_ENOUGH_FREE_MEMORY, [needed.to_string(), available.to_string()])
+        }
+        HypervisorError::NotEnoughPcpus { vcpus, pcpus } => {
+            ApiError::new(codes::HOST_NOT_ENOUGH_PCPUS, [vcpus.to_string(), pcpus.to_string()])
+        }
         HypervisorError::ShutdownTimeout(t) => ApiError::new(codes::VM_SHUTDOWN_TIMEOUT, [vm_ref.to_owned(), t.to_string()]),
         HypervisorError::DeviceExists { device } => ApiError::new(codes::DEVICE_ALREADY_ATTACHED, [device]),
         HypervisorError::NoSuchDevice { device } => ApiError::new(codes::DEVICE_ALREADY_DETACHED, [device]),
@@ -126,7 +178,14 @@ pub fn hv_error(vm_ref: &str, e: HypervisorError) -> ApiError {
 /// Marks the VM busy with `op` (so concurrent operations are refused), runs `work` without
 /// holding the registry, and always clears the mark, in the same transaction that records
 /// the outcome.
-pub fn with_operation<T>(model: &Model, vm_ref: &str, op: &'static str, task: Option<&str>, work: impl FnOnce(&Row) -> ApiResult<T>, record: impl FnOnce(&mut Tx, &T) -> ApiResult<()>) -> ApiResult<T> {
+pub fn with_operation<T>(
+    model: &Model,
+    vm_ref: &str,
+    op: &'static str,
+    task: Option<&str>,
+    work: impl FnOnce(&Row) -> ApiResult<T>,
+    record: impl FnOnce(&mut Tx, &T) -> ApiResult<()>,
+) -> ApiResult<T> {
     let key = task.map(str::to_owned).unwrap_or_else(crate::db::new_ref);
     let snapshot = model.write(|tx| {
         check_operation(tx.data(), vm_ref, op, &model.known)?;
@@ -197,8 +256,16 @@ pub fn device_name(vbd_row: &Row) -> String {
 }
 
 pub fn nic_config(data: &Data, vif_row: &Row) -> NicConfig {
-    let bridge = data.row(class::network, vif_row.str(vif::NETWORK)).map(|n| n.str(crate::datamodel::network::BRIDGE).to_owned()).unwrap_or_default();
-    NicConfig { device: vif_row.str(vif::DEVICE).to_owned(), mac: vif_row.str(vif::MAC).to_owned(), bridge, mtu: vif_row.int(vif::MTU).max(68) as u32 }
+    let bridge = data
+        .row(class::network, vif_row.str(vif::NETWORK))
+        .map(|n| n.str(crate::datamodel::network::BRIDGE).to_owned())
+        .unwrap_or_default();
+    NicConfig {
+        device: vif_row.str(vif::DEVICE).to_owned(),
+        mac: vif_row.str(vif::MAC).to_owned(),
+        bridge,
+        mtu: vif_row.int(vif::MTU).max(68) as u32,
+    }
 }
 
 /// What the hypervisor needs to build the VM's domain, from the VM and its devices.
@@ -225,7 +292,12 @@ pub fn domain_config(data: &Data, vm_ref: &str) -> ApiResult<DomainConfig> {
 
 /// The memory and vCPU settings must be consistent before a VM can run.
 pub fn check_boot_constraints(row: &Row, vm_ref: &str) -> ApiResult<()> {
-    check_memory(row.int(vm::MEMORY_STATIC_MIN), row.int(vm::MEMORY_DYNAMIC_MIN), row.int(vm::MEMORY_DYNAMIC_MAX), row.int(vm::MEMORY_STATIC_MAX))?;
+    check_memory(
+        row.int(vm::MEMORY_STATIC_MIN),
+        row.int(vm::MEMORY_DYNAMIC_MIN),
+        row.int(vm::MEMORY_DYNAMIC_MAX),
+        row.int(vm::MEMORY_STATIC_MAX),
+    )?;
     if row.int(vm::MEMORY_STATIC_MAX) <= 0 {
         return Err(ApiError::new(codes::VM_MEMORY_SIZE_TOO_LOW, [vm_ref]));
     }
@@ -234,7 +306,10 @@ pub fn check_boot_constraints(row: &Row, vm_ref: &str) -> ApiResult<()> {
 
 pub fn check_memory(static_min: i64, dynamic_min: i64, dynamic_max: i64, static_max: i64) -> ApiResult<()> {
     if !(0 <= static_min && static_min <= dynamic_min && dynamic_min <= dynamic_max && dynamic_max <= static_max) {
-        return Err(ApiError::new(codes::MEMORY_CONSTRAINT_VIOLATION, ["Memory limits must satisfy: static_min \u{2264} dynamic_min \u{2264} dynamic_max \u{2264} static_max"]));
+        return Err(ApiError::new(
+            codes::MEMORY_CONSTRAINT_VIOLATION,
+            ["Memory limits must satisfy: static_min \u{2264} dynamic_min \u{2264} dynamic_max \u{2264} static_max"],
+        ));
     }
     Ok(())
 }
@@ -250,7 +325,14 @@ pub fn check_vcpus(max: i64, at_startup: i64) -> ApiResult<()> {
 }
 
 /// Records that the VM's domain runs (or is paused) with `domid`.
-fn record_running(tx: &mut Tx, known: &WellKnown, vm_ref: &str, domid: u32, paused: bool, info: Option<hypervisor::DomainInfo>) -> ApiResult<()> {
+fn record_running(
+    tx: &mut Tx,
+    known: &WellKnown,
+    vm_ref: &str,
+    domid: u32,
+    paused: bool,
+    info: Option<hypervisor::DomainInfo>,
+) -> ApiResult<()> {
     tx.set(class::VM, vm_ref, vm::POWER_STATE, Value::str(if paused { "Paused" } else { "Running" }))?;
     tx.set(class::VM, vm_ref, vm::DOMID, Value::Int(domid as i64))?;
     tx.set(class::VM, vm_ref, vm::RESIDENT_ON, Value::str(known.host.clone()))?;
@@ -271,9 +353,24 @@ fn record_running(tx: &mut Tx, known: &WellKnown, vm_ref: &str, domid: u32, paus
     let metrics = row.str(vm::METRICS).to_owned();
     if tx.data().row(class::VM_metrics, &metrics).is_some() {
         let info = info.as_ref();
-        tx.set(class::VM_metrics, &metrics, vm_metrics::START_TIME, Value::DateTime(info.map(|i| xapi_time(i.start_time)).unwrap_or_else(now_xapi)))?;
-        tx.set(class::VM_metrics, &metrics, vm_metrics::VCPUS_NUMBER, Value::Int(info.map(|i| i.vcpus as i64).unwrap_or(row.int(vm::VCPUS_AT_STARTUP))))?;
-        tx.set(class::VM_metrics, &metrics, vm_metrics::MEMORY_ACTUAL, Value::Int(info.map(|i| i.memory_actual as i64).unwrap_or(row.int(vm::MEMORY_DYNAMIC_MAX))))?;
+        tx.set(
+            class::VM_metrics,
+            &metrics,
+            vm_metrics::START_TIME,
+            Value::DateTime(info.map(|i| xapi_time(i.start_time)).unwrap_or_else(now_xapi)),
+        )?;
+        tx.set(
+            class::VM_metrics,
+            &metrics,
+            vm_metrics::VCPUS_NUMBER,
+            Value::Int(info.map(|i| i.vcpus as i64).unwrap_or(row.int(vm::VCPUS_AT_STARTUP))),
+        )?;
+        tx.set(
+            class::VM_metrics,
+            &metrics,
+            vm_metrics::MEMORY_ACTUAL,
+            Value::Int(info.map(|i| i.memory_actual as i64).unwrap_or(row.int(vm::MEMORY_DYNAMIC_MAX))),
+        )?;
         tx.set(class::VM_metrics, &metrics, vm_metrics::STATE, Value::Array(vec![Value::str(if paused { "paused" } else { "running" })]))?;
         tx.set(class::VM_metrics, &metrics, vm_metrics::LAST_UPDATED, Value::DateTime(now_xapi()))?;
     }
@@ -325,17 +422,31 @@ pub fn start(model: &Model, task: Option<&str>, vm_ref: &str, paused: bool) -> A
 }
 
 pub fn pause(model: &Model, task: Option<&str>, vm_ref: &str) -> ApiResult<()> {
-    with_operation(model, vm_ref, "pause", task, |row| model.hv.pause(uuid_of(row)).map_err(|e| hv_error(vm_ref, e)), |tx, _| {
-        tx.set(class::VM, vm_ref, vm::POWER_STATE, Value::str("Paused"))?;
-        set_metrics_state(tx, vm_ref, "paused")
-    })
+    with_operation(
+        model,
+        vm_ref,
+        "pause",
+        task,
+        |row| model.hv.pause(uuid_of(row)).map_err(|e| hv_error(vm_ref, e)),
+        |tx, _| {
+            tx.set(class::VM, vm_ref, vm::POWER_STATE, Value::str("Paused"))?;
+            set_metrics_state(tx, vm_ref, "paused")
+        },
+    )
 }
 
 pub fn unpause(model: &Model, task: Option<&str>, vm_ref: &str) -> ApiResult<()> {
-    with_operation(model, vm_ref, "unpause", task, |row| model.hv.unpause(uuid_of(row)).map_err(|e| hv_error(vm_ref, e)), |tx, _| {
-        tx.set(class::VM, vm_ref, vm::POWER_STATE, Value::str("Running"))?;
-        set_metrics_state(tx, vm_ref, "running")
-    })
+    with_operation(
+        model,
+        vm_ref,
+        "unpause",
+        task,
+        |row| model.hv.unpause(uuid_of(row)).map_err(|e| hv_error(vm_ref, e)),
+        |tx, _| {
+            tx.set(class::VM, vm_ref, vm::POWER_STATE, Value::str("Running"))?;
+            set_metrics_state(tx, vm_ref, "running")
+        },
+    )
 }
 
 fn set_metrics_state(tx: &mut Tx, vm_ref: &str, state: &str) -> ApiResult<()> {
@@ -348,9 +459,14 @@ fn set_metrics_state(tx: &mut Tx, vm_ref: &str, state: &str) -> ApiResult<()> {
 
 pub fn clean_shutdown(model: &Model, task: Option<&str>, vm_ref: &str) -> ApiResult<()> {
     let timeout = model.config.clean_shutdown_timeout.as_secs().max(1);
-    with_operation(model, vm_ref, "clean_shutdown", task, |row| model.hv.clean_shutdown(uuid_of(row), timeout).map_err(|e| hv_error(vm_ref, e)), |tx, _| {
-        record_stopped(tx, vm_ref, Halted)
-    })
+    with_operation(
+        model,
+        vm_ref,
+        "clean_shutdown",
+        task,
+        |row| model.hv.clean_shutdown(uuid_of(row), timeout).map_err(|e| hv_error(vm_ref, e)),
+        |tx, _| record_stopped(tx, vm_ref, Halted),
+    )
 }
 
 pub fn hard_shutdown(model: &Model, task: Option<&str>, vm_ref: &str) -> ApiResult<()> {
@@ -361,7 +477,11 @@ pub fn hard_shutdown(model: &Model, task: Option<&str>, vm_ref: &str) -> ApiResu
         task,
         |row| match PowerState::of(row) {
             Suspended => Ok(()),
-            _ => model.hv.hard_shutdown(uuid_of(row)).or_else(|e| if matches!(e, HypervisorError::NoSuchDomain(_)) { Ok(()) } else { Err(e) }).map_err(|e| hv_error(vm_ref, e)),
+            _ => model
+                .hv
+                .hard_shutdown(uuid_of(row))
+                .or_else(|e| if matches!(e, HypervisorError::NoSuchDomain(_)) { Ok(()) } else { Err(e) })
+                .map_err(|e| hv_error(vm_ref, e)),
         },
         |tx, _| {
             discard_suspend_image(tx, vm_ref)?;
@@ -387,10 +507,17 @@ pub fn shutdown(model: &Model, task: Option<&str>, vm_ref: &str) -> ApiResult<()
 pub fn reboot(model: &Model, task: Option<&str>, vm_ref: &str, clean: bool) -> ApiResult<()> {
     let op = if clean { "clean_reboot" } else { "hard_reboot" };
     let timeout = model.config.clean_shutdown_timeout.as_secs().max(1);
-    with_operation(model, vm_ref, op, task, |row| model.hv.reboot(uuid_of(row), clean, timeout).map_err(|e| hv_error(vm_ref, e)), |tx, domid| {
-        let info = model.hv.info(uuid_of(tx.data().expect(class::VM, vm_ref)?));
-        record_running(tx, &model.known, vm_ref, *domid, false, info)
-    })
+    with_operation(
+        model,
+        vm_ref,
+        op,
+        task,
+        |row| model.hv.reboot(uuid_of(row), clean, timeout).map_err(|e| hv_error(vm_ref, e)),
+        |tx, domid| {
+            let info = model.hv.info(uuid_of(tx.data().expect(class::VM, vm_ref)?));
+            record_running(tx, &model.known, vm_ref, *domid, false, info)
+        },
+    )
     .map(|_| ())
 }
 
@@ -403,22 +530,29 @@ pub fn suspend(model: &Model, task: Option<&str>, vm_ref: &str) -> ApiResult<()>
     };
     let vdi_uuid = uuid::Uuid::new_v4().to_string();
     let image = model.config.sr_dir(&sr_uuid).join(format!("{vdi_uuid}.suspend"));
-    with_operation(model, vm_ref, "suspend", task, |row| model.hv.suspend(uuid_of(row), &image).map_err(|e| hv_error(vm_ref, e)), |tx, _| {
-        let size = std::fs::metadata(&image).map(|m| m.len() as i64).unwrap_or(0);
-        let name = format!("Suspend image of {}", tx.data().expect(class::VM, vm_ref)?.str(vm::NAME_LABEL));
-        let mut f = default_fields(class::VDI);
-        f[vdi::UUID.index()] = Value::str(vdi_uuid.clone());
-        f[vdi::NAME_LABEL.index()] = Value::str(name);
-        f[vdi::SR.index()] = Value::str(sr_ref.clone());
-        f[vdi::TYPE.index()] = Value::str("suspend");
-        f[vdi::VIRTUAL_SIZE.index()] = Value::Int(size);
-        f[vdi::PHYSICAL_UTILISATION.index()] = Value::Int(size);
-        f[vdi::LOCATION.index()] = Value::str(image.display().to_string());
-        f[vdi::MANAGED.index()] = Value::Bool(true);
-        let vdi_ref = tx.insert(class::VDI, f);
-        tx.set(class::VM, vm_ref, vm::SUSPEND_VDI, Value::str(vdi_ref))?;
-        record_stopped(tx, vm_ref, Suspended)
-    })
+    with_operation(
+        model,
+        vm_ref,
+        "suspend",
+        task,
+        |row| model.hv.suspend(uuid_of(row), &image).map_err(|e| hv_error(vm_ref, e)),
+        |tx, _| {
+            let size = std::fs::metadata(&image).map(|m| m.len() as i64).unwrap_or(0);
+            let name = format!("Suspend image of {}", tx.data().expect(class::VM, vm_ref)?.str(vm::NAME_LABEL));
+            let mut f = default_fields(class::VDI);
+            f[vdi::UUID.index()] = Value::str(vdi_uuid.clone());
+            f[vdi::NAME_LABEL.index()] = Value::str(name);
+            f[vdi::SR.index()] = Value::str(sr_ref.clone());
+            f[vdi::TYPE.index()] = Value::str("suspend");
+            f[vdi::VIRTUAL_SIZE.index()] = Value::Int(size);
+            f[vdi::PHYSICAL_UTILISATION.index()] = Value::Int(size);
+            f[vdi::LOCATION.index()] = Value::str(image.display().to_string());
+            f[vdi::MANAGED.index()] = Value::Bool(true);
+            let vdi_ref = tx.insert(class::VDI, f);
+            tx.set(class::VM, vm_ref, vm::SUSPEND_VDI, Value::str(vdi_ref))?;
+            record_stopped(tx, vm_ref, Suspended)
+        },
+    )
 }
 
 pub fn resume(model: &Model, task: Option<&str>, vm_ref: &str, paused: bool) -> ApiResult<()> {
@@ -429,11 +563,18 @@ pub fn resume(model: &Model, task: Option<&str>, vm_ref: &str, paused: bool) -> 
         let image = vdi_path(&data, row.str(vm::SUSPEND_VDI)).ok_or_else(|| ApiError::new(codes::VM_HAS_NO_SUSPEND_VDI, [vm_ref]))?;
         (domain_config(&data, vm_ref)?, image)
     };
-    with_operation(model, vm_ref, "resume", task, |_| model.hv.resume(&config, &image, paused).map_err(|e| hv_error(vm_ref, e)), |tx, domid| {
-        // The image goes only once the domain runs again.
-        discard_suspend_image(tx, vm_ref)?;
-        record_running(tx, &model.known, vm_ref, *domid, paused, model.hv.info(config.uuid))
-    })
+    with_operation(
+        model,
+        vm_ref,
+        "resume",
+        task,
+        |_| model.hv.resume(&config, &image, paused).map_err(|e| hv_error(vm_ref, e)),
+        |tx, domid| {
+            // The image goes only once the domain runs again.
+            discard_suspend_image(tx, vm_ref)?;
+            record_running(tx, &model.known, vm_ref, *domid, paused, model.hv.info(config.uuid))
+        },
+    )
     .map(|_| ())
 }
 
@@ -465,7 +606,8 @@ pub fn power_state_reset(model: &Model, vm_ref: &str) -> ApiResult<()> {
 /// On start: a VM recorded as running whose domain is gone is Halted; a live domain's state
 /// is taken as the truth. Suspended VMs keep their images.
 pub fn reconcile(model: &Model) -> anyhow::Result<()> {
-    let vms: Vec<(Ref, Row)> = model.db.read().rows(class::VM).filter(|(r, _)| **r != model.known.dom0).map(|(r, row)| (r.clone(), row.clone())).collect();
+    let vms: Vec<(Ref, Row)> =
+        model.db.read().rows(class::VM).filter(|(r, _)| **r != model.known.dom0).map(|(r, row)| (r.clone(), row.clone())).collect();
     let live: Vec<_> = vms.iter().map(|(_, row)| model.hv.info(uuid_of(row))).collect();
     let mut halted = 0;
     model

@@ -99,7 +99,7 @@ impl Model {
             for vm_ref in tx.touched_refs(class::VM) {
                 if tx.data().row(class::VM, &vm_ref).is_some() {
                     let ops = crate::lifecycle::allowed_operations(tx.data(), &vm_ref, &self.known);
-                    tx.set(class::VM, &vm_ref, vm::ALLOWED_OPERATIONS, Value::Array(ops.into_iter().map(|o| Value::str(o)).collect()))?;
+                    tx.set(class::VM, &vm_ref, vm::ALLOWED_OPERATIONS, Value::Array(ops.into_iter().map(Value::str).collect()))?;
                 }
             }
             Ok(r)

@@ -52,7 +52,9 @@ impl Sessions {
 
 pub fn login(model: &Model, user: &str, password: &str, originator: &str, peer: IpAddr) -> ApiResult<Ref> {
     let principal = model.auth.authenticate(user, password, peer).map_err(|e| match e {
-        AuthError::NoRole(u) => ApiError::new(codes::SESSION_AUTHORIZATION_FAILED, [u, "The user has no role that allows a login".to_owned()]),
+        AuthError::NoRole(u) => {
+            ApiError::new(codes::SESSION_AUTHORIZATION_FAILED, [u, "The user has no role that allows a login".to_owned()])
+        }
         other => ApiError::new(codes::SESSION_AUTHENTICATION_FAILED, [user.to_owned(), other.to_string()]),
     })?;
     tracing::info!(user, %peer, role = %principal.role, "login");
@@ -74,7 +76,13 @@ pub fn login(model: &Model, user: &str, password: &str, originator: &str, peer: 
 pub fn logout(model: &Model, session_ref: &str) -> ApiResult<()> {
     model.sessions.live.lock().remove(session_ref);
     model.events.unregister_session(session_ref);
-    model.write(|tx| if tx.data().row(class::session, session_ref).is_some() { tx.remove(class::session, session_ref).map(|_| ()) } else { Ok(()) })
+    model.write(|tx| {
+        if tx.data().row(class::session, session_ref).is_some() {
+            tx.remove(class::session, session_ref).map(|_| ())
+        } else {
+            Ok(())
+        }
+    })
 }
 
 /// Local users, hashed with argon2 in the store. Opens its own connection, so `xencim user`
@@ -110,7 +118,9 @@ impl Authenticator for LocalAuthenticator {
         let hash = stored.as_ref().map(|u| u.password_hash.as_str()).unwrap_or_else(|| decoy_hash());
         let ok = verify_password(password, hash);
         match stored {
-            Some(u) if ok => u.role.parse::<Role>().map(|role| Principal { user: u.name, role }).map_err(|_| AuthError::NoRole(user.to_owned())),
+            Some(u) if ok => {
+                u.role.parse::<Role>().map(|role| Principal { user: u.name, role }).map_err(|_| AuthError::NoRole(user.to_owned()))
+            }
             _ => Err(AuthError::BadCredentials),
         }
     }
@@ -140,7 +150,11 @@ impl UserAdmin {
 
     pub fn add(&self, name: &str, password: &str, role: Role) -> anyhow::Result<()> {
         validate_user_name(name)?;
-        let added = self.store.add_user(&StoredUser { name: name.to_owned(), password_hash: hash_password(password), role: role.name().to_owned() })?;
+        let added = self.store.add_user(&StoredUser {
+            name: name.to_owned(),
+            password_hash: hash_password(password),
+            role: role.name().to_owned(),
+        })?;
         anyhow::ensure!(added, "user {name} already exists");
         Ok(())
     }

@@ -74,7 +74,9 @@ impl Store {
     pub fn apply(&mut self, batch: &StoreBatch) -> rusqlite::Result<()> {
         let tx = self.conn.transaction()?;
         {
-            let mut put = tx.prepare_cached("INSERT INTO objects (ref, class, record) VALUES (?1, ?2, ?3) ON CONFLICT(ref) DO UPDATE SET record = excluded.record")?;
+            let mut put = tx.prepare_cached(
+                "INSERT INTO objects (ref, class, record) VALUES (?1, ?2, ?3) ON CONFLICT(ref) DO UPDATE SET record = excluded.record",
+            )?;
             for (class, reference, record) in &batch.puts {
                 put.execute(params![reference, class, record])?;
             }
@@ -91,7 +93,10 @@ impl Store {
     }
 
     pub fn set_meta(&self, key: &str, value: &str) -> rusqlite::Result<()> {
-        self.conn.execute("INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value", params![key, value])?;
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            params![key, value],
+        )?;
         Ok(())
     }
 
@@ -111,7 +116,10 @@ impl Store {
 
     /// Inserts a user; false when the name is taken.
     pub fn add_user(&self, user: &StoredUser) -> rusqlite::Result<bool> {
-        let n = self.conn.execute("INSERT OR IGNORE INTO users (name, password_hash, role) VALUES (?1, ?2, ?3)", params![user.name, user.password_hash, user.role])?;
+        let n = self.conn.execute(
+            "INSERT OR IGNORE INTO users (name, password_hash, role) VALUES (?1, ?2, ?3)",
+            params![user.name, user.password_hash, user.role],
+        )?;
         Ok(n == 1)
     }
 

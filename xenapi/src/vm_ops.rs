@@ -19,7 +19,12 @@ pub fn create(model: &Model, mut fields: Vec<Value>) -> ApiResult<Ref> {
     fields[vm::VCPUS_AT_STARTUP.index()] = Value::Int(at_startup);
     fields[vm::VCPUS_MAX.index()] = Value::Int(max);
     check_vcpus(max, at_startup)?;
-    check_memory(int(&fields, vm::MEMORY_STATIC_MIN), int(&fields, vm::MEMORY_DYNAMIC_MIN), int(&fields, vm::MEMORY_DYNAMIC_MAX), int(&fields, vm::MEMORY_STATIC_MAX))?;
+    check_memory(
+        int(&fields, vm::MEMORY_STATIC_MIN),
+        int(&fields, vm::MEMORY_DYNAMIC_MIN),
+        int(&fields, vm::MEMORY_DYNAMIC_MAX),
+        int(&fields, vm::MEMORY_STATIC_MAX),
+    )?;
     fields[vm::POWER_STATE.index()] = Value::str("Halted");
     fields[vm::DOMID.index()] = Value::Int(-1);
     fields[vm::IS_CONTROL_DOMAIN.index()] = Value::Bool(false);
@@ -68,6 +73,9 @@ pub fn destroy(model: &Model, vm_ref: &str) -> ApiResult<()> {
         tx.remove(class::VM, vm_ref).map(|_| ())
     })
 }
+
+/// A disk copied for a new VM: the source VDI's row, the new VDI's UUID and its file.
+type DiskCopy = (Row, String, PathBuf);
 
 #[derive(Clone, Copy, PartialEq)]
 pub enum CopyKind {
@@ -124,7 +132,7 @@ pub fn duplicate(model: &Model, vm_ref: &str, new_name: &str, kind: CopyKind, ta
     };
     let sr_ref = target_sr.map(str::to_owned).unwrap_or_else(|| model.known.local_sr.clone());
     let sr_uuid = model.db.read().expect(class::SR, &sr_ref)?.str(crate::datamodel::sr::UUID).to_owned();
-    let mut copies: Vec<(Row, Option<(Row, String, PathBuf)>)> = Vec::new();
+    let mut copies: Vec<(Row, Option<DiskCopy>)> = Vec::new();
     let mut made: Vec<PathBuf> = Vec::new();
     for (b, vdi_row) in disks {
         let copy = match vdi_row {
@@ -148,7 +156,23 @@ pub fn duplicate(model: &Model, vm_ref: &str, new_name: &str, kind: CopyKind, ta
     let result = model.write(|tx| {
         let mut f = row.fields.clone();
         let fresh = default_fields(class::VM);
-        for id in [vm::UUID, vm::ALLOWED_OPERATIONS, vm::CURRENT_OPERATIONS, vm::CONSOLES, vm::VBDS, vm::VIFS, vm::SNAPSHOTS, vm::CHILDREN, vm::GUEST_METRICS, vm::SUSPEND_VDI, vm::SNAPSHOT_TIME, vm::SNAPSHOT_OF, vm::PARENT, vm::IS_A_SNAPSHOT, vm::BLOCKED_OPERATIONS] {
+        for id in [
+            vm::UUID,
+            vm::ALLOWED_OPERATIONS,
+            vm::CURRENT_OPERATIONS,
+            vm::CONSOLES,
+            vm::VBDS,
+            vm::VIFS,
+            vm::SNAPSHOTS,
+            vm::CHILDREN,
+            vm::GUEST_METRICS,
+            vm::SUSPEND_VDI,
+            vm::SNAPSHOT_TIME,
+            vm::SNAPSHOT_OF,
+            vm::PARENT,
+            vm::IS_A_SNAPSHOT,
+            vm::BLOCKED_OPERATIONS,
+        ] {
             f[id.index()] = fresh[id.index()].clone();
         }
         f[vm::NAME_LABEL.index()] = Value::str(new_name);
