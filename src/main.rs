@@ -25,12 +25,23 @@ enum Command {
     User(users::UserCommand),
 }
 
+/// glibc gives every thread that allocates its own heap; with a blocking pool of many threads
+/// each keeps freed memory. A few shared heaps keep the daemon's RSS near what it uses.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: called first thing in main, before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
 /// Where state lives when nothing says otherwise: `$XENCIM_STATE_DIR` or `./xencim-state`.
 pub fn default_state_dir() -> PathBuf {
     std::env::var_os("XENCIM_STATE_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("xencim-state"))
 }
 
 fn main() -> ExitCode {
+    limit_malloc_arenas();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),

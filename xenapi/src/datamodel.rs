@@ -250,7 +250,7 @@ fn describe(v: &Value) -> String {
         Value::Bool(b) => b.to_string(),
         Value::DateTime(d) => d.clone(),
         Value::Array(_) => "array".into(),
-        Value::Struct(_) => "struct".into(),
+        Value::Struct(_) | Value::Record(_) => "struct".into(),
         Value::Nil => "nil".into(),
     }
 }
@@ -289,7 +289,7 @@ pub fn coerce(value: Value, ty: Type) -> Result<Value, TypeMismatch> {
             })
             .collect::<Result<_, _>>()
             .map(Value::Struct),
-        (Type::Record(_) | Type::AnyRecord, v @ Value::Struct(_)) => Ok(v),
+        (Type::Record(_) | Type::AnyRecord, v @ (Value::Struct(_) | Value::Record(_))) => Ok(v),
         (_, v) => Err(mismatch(&v)),
     }
 }

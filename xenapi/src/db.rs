@@ -27,7 +27,8 @@ pub fn is_persistent(c: ClassId) -> bool {
 
 #[derive(Clone, Debug)]
 pub struct Row {
-    pub fields: Vec<Value>,
+    /// Shared copy-on-write, so that records, event snapshots and undo entries are O(1).
+    pub fields: Arc<Vec<Value>>,
     /// Generation of the transaction that created the object.
     pub created: u64,
     /// Generation of the last transaction that changed it.
@@ -153,8 +154,8 @@ impl Data {
     }
 }
 
-pub fn record_of(c: ClassId, fields: &[Value]) -> Value {
-    Value::Struct(c.def().fields.iter().zip(fields).map(|(f, v)| (f.name.to_owned(), v.clone())).collect())
+pub fn record_of(c: ClassId, fields: &Arc<Vec<Value>>) -> Value {
+    Value::Record(crate::value::Record { class: c, fields: fields.clone() })
 }
 
 /// A new row of a class with every field at its default and a fresh UUID.
@@ -189,8 +190,8 @@ pub struct Change {
     pub class: ClassId,
     pub reference: Ref,
     pub op: Op,
-    pub before: Option<Vec<Value>>,
-    pub after: Option<Vec<Value>>,
+    pub before: Option<Arc<Vec<Value>>>,
+    pub after: Option<Arc<Vec<Value>>>,
 }
 
 /// What one committed transaction changed, for event queues and CIM indications.
@@ -235,7 +236,7 @@ impl<'a> Tx<'a> {
         if !uuid.is_empty() {
             t.by_uuid.insert(uuid, r.clone());
         }
-        t.rows.insert(r.clone(), Row { fields, created: 0, modified: 0 });
+        t.rows.insert(r.clone(), Row { fields: Arc::new(fields), created: 0, modified: 0 });
         for rel in RELATIONS.iter().filter(|rel| rel.from.0 == c) {
             let target = self.data.row(c, &r).unwrap().str(rel.from.1).to_owned();
             self.link(rel.to, &target, &r, true);
@@ -249,7 +250,7 @@ impl<'a> Tx<'a> {
         }
         self.remember(to.0, target);
         let row = self.data.table_mut(to.0).rows.get_mut(target).unwrap();
-        if let Value::Array(items) = &mut row.fields[to.1.index()] {
+        if let Value::Array(items) = &mut Arc::make_mut(&mut row.fields)[to.1.index()] {
             let present = items.iter().position(|v| v.as_str() == Some(member));
             match (add, present) {
                 (true, None) => items.push(Value::Str(member.to_owned())),
@@ -272,7 +273,7 @@ impl<'a> Tx<'a> {
             self.link(rel.to, value.as_str().unwrap_or(NULL_REF), r, true);
         }
         let row = self.data.table_mut(c).rows.get_mut(r).unwrap();
-        row.fields[f.index()] = value;
+        Arc::make_mut(&mut row.fields)[f.index()] = value;
         Ok(())
     }
 
@@ -311,8 +312,10 @@ impl<'a> Tx<'a> {
         Ok(row)
     }
 
-    fn rollback(self) {
-        for (c, r, before) in self.undo.into_iter().rev() {
+    /// Restores every touched row. Also runs when a writer panics (through `Drop`), so a
+    /// panic inside a transaction cannot leave half a change behind.
+    fn rollback(&mut self) {
+        for (c, r, before) in std::mem::take(&mut self.undo).into_iter().rev() {
             let t = self.data.table_mut(c);
             if let Some(old) = t.rows.remove(&r) {
                 if let Some(uuid) = old.fields[0].as_str() {
@@ -325,6 +328,15 @@ impl<'a> Tx<'a> {
                 }
                 t.rows.insert(r, row);
             }
+        }
+    }
+}
+
+impl Drop for Tx<'_> {
+    fn drop(&mut self) {
+        // Committed transactions have taken their undo log; anything left is unfinished.
+        if !self.undo.is_empty() {
+            self.rollback();
         }
     }
 }
@@ -356,7 +368,7 @@ impl Db {
             if let Some(uuid) = fields[0].as_str() {
                 t.by_uuid.insert(uuid.to_owned(), obj.reference.clone());
             }
-            t.rows.insert(obj.reference, Row { fields, created: 1, modified: 1 });
+            t.rows.insert(obj.reference, Row { fields: Arc::new(fields), created: 1, modified: 1 });
         }
         tracing::info!(objects = count, elapsed_ms = started.elapsed().as_millis() as u64, "registry loaded");
         Ok(Db {
@@ -409,7 +421,9 @@ impl Db {
                 return Err(ApiError::internal(format!("database commit failed: {e}")));
             }
         }
-        let Tx { data: d, undo, .. } = tx;
+        let undo = std::mem::take(&mut tx.undo);
+        drop(tx);
+        let d = &mut *data;
         d.generation = generation;
         let want_changes = !self.subscribers.lock().is_empty();
         let mut changes = Vec::new();
@@ -452,7 +466,7 @@ impl Db {
     /// an event (a session's last activity).
     pub fn set_quietly(&self, c: ClassId, r: &str, f: FieldId, value: Value) {
         if let Some(row) = self.data.write().table_mut(c).rows.get_mut(r) {
-            row.fields[f.index()] = value;
+            Arc::make_mut(&mut row.fields)[f.index()] = value;
         }
     }
 
@@ -551,6 +565,22 @@ mod tests {
         assert_eq!(data.count(class::VM), 1);
         assert_eq!(data.row(class::VM, &vm_ref).unwrap().str(vm::NAME_LABEL), "");
         assert_eq!(data.generation(), gen);
+    }
+
+    #[test]
+    fn a_panicking_writer_leaves_nothing() {
+        let (_d, db) = db();
+        let vm_ref = db.write(|tx| Ok(tx.insert(class::VM, default_fields(class::VM)))).unwrap();
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = db.write(|tx| -> ApiResult<()> {
+                tx.set(class::VM, &vm_ref, vm::NAME_LABEL, Value::str("half"))?;
+                panic!("a bug in a writer");
+            });
+        }));
+        assert!(result.is_err());
+        assert_eq!(db.read().row(class::VM, &vm_ref).unwrap().str(vm::NAME_LABEL), "");
+        // The registry is still usable after the panic.
+        db.write(|tx| tx.set(class::VM, &vm_ref, vm::NAME_LABEL, Value::str("after"))).unwrap();
     }
 
     #[test]

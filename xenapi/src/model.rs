@@ -85,6 +85,7 @@ impl Model {
             config,
         });
         crate::lifecycle::reconcile(&model)?;
+        crate::housekeeping::release_free_memory();
         crate::guest_events::spawn(&model);
         crate::events::spawn_feeder(&model);
         crate::housekeeping::spawn(&model);

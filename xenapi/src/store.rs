@@ -147,6 +147,7 @@ pub fn to_json(value: &Value) -> serde_json::Value {
         Value::Bool(b) => J::Bool(*b),
         Value::Array(items) => J::Array(items.iter().map(to_json).collect()),
         Value::Struct(members) => J::Object(members.iter().map(|(k, v)| (k.clone(), to_json(v))).collect()),
+        Value::Record(r) => J::Object(r.members().map(|(k, v)| (k.to_owned(), to_json(v))).collect()),
         Value::Nil => J::Null,
     }
 }

@@ -18,6 +18,23 @@ pub enum Value {
     Struct(Vec<(String, Value)>),
     /// XML-RPC `<nil/>` / JSON `null` (Python sends it as the session before login).
     Nil,
+    /// An object's record, shared with the registry instead of copied: encoders write it as a
+    /// struct whose member names come from the datamodel.
+    Record(Record),
+}
+
+/// A snapshot of an object's fields, in datamodel order. Cloning it is O(1).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Record {
+    pub class: crate::datamodel::ClassId,
+    pub fields: std::sync::Arc<Vec<Value>>,
+}
+
+impl Record {
+    /// Field names and values, in datamodel order.
+    pub fn members(&self) -> impl Iterator<Item = (&'static str, &Value)> {
+        self.class.def().fields.iter().map(|f| f.name).zip(self.fields.iter())
+    }
 }
 
 impl Value {
@@ -36,6 +53,7 @@ impl Value {
     pub fn member(&self, name: &str) -> Option<&Value> {
         match self {
             Value::Struct(members) => members.iter().find(|(k, _)| k == name).map(|(_, v)| v),
+            Value::Record(r) => r.members().find(|(k, _)| *k == name).map(|(_, v)| v),
             _ => None,
         }
     }

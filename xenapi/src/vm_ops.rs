@@ -154,7 +154,7 @@ pub fn duplicate(model: &Model, vm_ref: &str, new_name: &str, kind: CopyKind, ta
         copies.push((b, copy));
     }
     let result = model.write(|tx| {
-        let mut f = row.fields.clone();
+        let mut f = row.fields.to_vec();
         let fresh = default_fields(class::VM);
         for id in [
             vm::UUID,
@@ -189,7 +189,7 @@ pub fn duplicate(model: &Model, vm_ref: &str, new_name: &str, kind: CopyKind, ta
         for (b, copy) in &copies {
             let vdi_ref = match copy {
                 Some((v, new_uuid, dst)) => {
-                    let mut vf = v.fields.clone();
+                    let mut vf = v.fields.to_vec();
                     let fresh = default_fields(class::VDI);
                     for id in [vdi::ALLOWED_OPERATIONS, vdi::CURRENT_OPERATIONS, vdi::VBDS, vdi::SNAPSHOTS, vdi::CRASH_DUMPS] {
                         vf[id.index()] = fresh[id.index()].clone();
@@ -206,7 +206,7 @@ pub fn duplicate(model: &Model, vm_ref: &str, new_name: &str, kind: CopyKind, ta
                 }
                 None => b.str(vbd::VDI).to_owned(),
             };
-            let mut bf = b.fields.clone();
+            let mut bf = b.fields.to_vec();
             let fresh = default_fields(class::VBD);
             for id in [vbd::UUID, vbd::ALLOWED_OPERATIONS, vbd::CURRENT_OPERATIONS, vbd::CURRENTLY_ATTACHED, vbd::METRICS] {
                 bf[id.index()] = fresh[id.index()].clone();
@@ -217,7 +217,7 @@ pub fn duplicate(model: &Model, vm_ref: &str, new_name: &str, kind: CopyKind, ta
         }
         for vif_ref in row.strs(vm::VIFS) {
             let v = tx.data().expect(class::VIF, &vif_ref)?.clone();
-            let mut vf = v.fields.clone();
+            let mut vf = v.fields.to_vec();
             let fresh = default_fields(class::VIF);
             for id in [vif::UUID, vif::ALLOWED_OPERATIONS, vif::CURRENT_OPERATIONS, vif::CURRENTLY_ATTACHED] {
                 vf[id.index()] = fresh[id.index()].clone();

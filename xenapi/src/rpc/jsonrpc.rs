@@ -211,19 +211,22 @@ pub fn write_value(out: &mut Vec<u8>, v: &Value) {
             }
             out.push(b']');
         }
-        Value::Struct(members) => {
-            out.push(b'{');
-            for (i, (k, v)) in members.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_str(out, k);
-                out.push(b':');
-                write_value(out, v);
-            }
-            out.push(b'}');
-        }
+        Value::Struct(members) => write_object(out, members.iter().map(|(k, v)| (k.as_str(), v))),
+        Value::Record(r) => write_object(out, r.members()),
     }
+}
+
+fn write_object<'k, 'v>(out: &mut Vec<u8>, members: impl Iterator<Item = (&'k str, &'v Value)>) {
+    out.push(b'{');
+    for (i, (k, v)) in members.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_str(out, k);
+        out.push(b':');
+        write_value(out, v);
+    }
+    out.push(b'}');
 }
 
 /// Roughly the encoded size of `v` (exact but for escapes and number widths).
@@ -235,6 +238,7 @@ fn estimate(v: &Value) -> usize {
         Value::Bool(_) | Value::Nil => 5,
         Value::Array(items) => 2 + items.iter().map(|i| 1 + estimate(i)).sum::<usize>(),
         Value::Struct(members) => 2 + members.iter().map(|(k, v)| k.len() + 4 + estimate(v)).sum::<usize>(),
+        Value::Record(r) => 2 + r.members().map(|(k, v)| k.len() + 4 + estimate(v)).sum::<usize>(),
     }
 }
 

@@ -539,6 +539,7 @@ fn estimate(v: &Value) -> usize {
         Value::DateTime(s) => 37 + s.len(),
         Value::Array(items) => 26 + items.iter().map(|i| 15 + estimate(i)).sum::<usize>(),
         Value::Struct(members) => 17 + members.iter().map(|(k, v)| 46 + k.len() + estimate(v)).sum::<usize>(),
+        Value::Record(r) => 17 + r.members().map(|(k, v)| 46 + k.len() + estimate(v)).sum::<usize>(),
         Value::Nil => 17,
     }
 }
@@ -640,19 +641,51 @@ fn write_inner(out: &mut Vec<u8>, v: &Value) {
             }
             out.extend_from_slice(b"</data></array>");
         }
-        Value::Struct(members) => {
-            out.extend_from_slice(b"<struct>");
-            for (k, v) in members {
-                out.extend_from_slice(b"<member><name>");
-                escape_into(out, k);
-                out.extend_from_slice(b"</name><value>");
-                write_inner(out, v);
-                out.extend_from_slice(b"</value></member>");
-            }
-            out.extend_from_slice(b"</struct>");
-        }
+        Value::Struct(members) => write_struct(out, members.iter().map(|(k, v)| (k.as_str(), v))),
+        Value::Record(r) => write_record(out, r),
         Value::Nil => out.extend_from_slice(b"<string></string>"),
     }
+}
+
+/// Records are the bulk of large responses (`get_all_records`), so each class's member
+/// openings (`<member><name>uuid</name><value>`) are escaped once and reused.
+fn write_record(out: &mut Vec<u8>, r: &crate::value::Record) {
+    static OPENINGS: std::sync::OnceLock<Vec<Vec<Vec<u8>>>> = std::sync::OnceLock::new();
+    let openings = OPENINGS.get_or_init(|| {
+        crate::datamodel::CLASSES
+            .iter()
+            .map(|c| {
+                c.fields
+                    .iter()
+                    .map(|f| {
+                        let mut o = b"<member><name>".to_vec();
+                        escape_into(&mut o, f.name);
+                        o.extend_from_slice(b"</name><value>");
+                        o
+                    })
+                    .collect()
+            })
+            .collect()
+    });
+    out.extend_from_slice(b"<struct>");
+    for (opening, v) in openings[r.class.0 as usize].iter().zip(r.fields.iter()) {
+        out.extend_from_slice(opening);
+        write_inner(out, v);
+        out.extend_from_slice(b"</value></member>");
+    }
+    out.extend_from_slice(b"</struct>");
+}
+
+fn write_struct<'k, 'v>(out: &mut Vec<u8>, members: impl Iterator<Item = (&'k str, &'v Value)>) {
+    out.extend_from_slice(b"<struct>");
+    for (k, v) in members {
+        out.extend_from_slice(b"<member><name>");
+        escape_into(out, k);
+        out.extend_from_slice(b"</name><value>");
+        write_inner(out, v);
+        out.extend_from_slice(b"</value></member>");
+    }
+    out.extend_from_slice(b"</struct>");
 }
 
 pub(crate) fn write_i64(out: &mut Vec<u8>, i: i64) {
