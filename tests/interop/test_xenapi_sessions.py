@@ -2,6 +2,7 @@
 
 import http.client
 import json
+import time
 import xmlrpc.client
 
 import pytest
@@ -172,3 +173,26 @@ def test_vm_operator_starts_vms_but_cannot_create_users_or_networks(daemon):
     with pytest.raises(XenAPI.Failure) as e:
         op.xenapi.network.create({"name_label": "n", "name_description": "", "MTU": "1500", "other_config": {}})
     assert failure(e)[0] == "RBAC_PERMISSION_DENIED"
+
+
+def test_idle_sessions_expire_and_finished_tasks_are_collected(tmp_path):
+    from conftest import Daemon
+    d = Daemon(tmp_path / "state", extra_config="session_idle_timeout_secs = 2\ntask_retention_secs = 2\n").start()
+    try:
+        busy = d.session()
+        idle = d.session()
+        vm = make_vm(busy.xenapi, "gc")
+        task = busy.xenapi.Async.VM.start(vm, False, False)
+        # Housekeeping runs every 5 s: after 11 s the idle session and the finished task are gone,
+        # while a session in use every half second stays.
+        deadline = time.time() + 11
+        while time.time() < deadline:
+            busy.xenapi.VM.get_power_state(vm)
+            time.sleep(0.5)
+        raw = xmlrpc.client.ServerProxy(d.url)
+        assert raw.VM.get_all(idle.handle)["ErrorDescription"] == ["SESSION_INVALID", idle.handle]
+        assert raw.VM.get_all(busy.handle)["Status"] == "Success"
+        answer = raw.task.get_status(busy.handle, task)
+        assert answer["Status"] == "Failure" and answer["ErrorDescription"][0] == "HANDLE_INVALID"
+    finally:
+        d.stop()
