@@ -99,6 +99,20 @@ pub fn compile_class(decl: &ClassDecl, ns: &Namespace, aliases: &Aliases) -> Res
     Ok(CompiledClass { local, resolved, errors: c.errors, warnings: c.warnings, named_classes: c.named_classes })
 }
 
+/// Whether `class` is `ancestor` or derives from it; `None` while `class` is not declared yet.
+fn derives_from(ns: &Namespace, class: &str, ancestor: &str) -> Option<bool> {
+    let mut current = &ns.class(class)?.resolved;
+    loop {
+        if names_equal(&current.name, ancestor) {
+            return Some(true);
+        }
+        match current.superclass.as_deref().and_then(|s| ns.class(s)) {
+            Some(sup) => current = &sup.resolved,
+            None => return Some(false),
+        }
+    }
+}
+
 /// Whether a qualifier list sets a boolean qualifier (`[Association]`, `[Indication (true)]`).
 fn flag(uses: &[QualifierUse], name: &str) -> bool {
     uses.iter().any(|u| u.name.is(name) && u.value.as_ref().is_none_or(|v| v.kind == ValueKind::Boolean(true)))
@@ -192,18 +206,17 @@ impl<'a> ClassCompiler<'a> {
             self.error(u.name.pos, format!("Override (\"{target}\") on {kind} '{}' must name the {kind} itself", name.name));
             return None;
         }
-        match parent {
-            Some(p) => Some(p),
-            None => {
-                let chain =
-                    self.superclass.map_or("it has no superclass".to_string(), |s| format!("no superclass of '{}' declares one", s.name));
-                self.error(
-                    u.name.pos,
-                    format!("Override (\"{target}\") on {kind} '{}' of class '{}' names nothing: {chain}", name.name, self.class_name),
-                );
-                None
-            }
+        if parent.is_none() {
+            let why = match self.superclass {
+                Some(_) => format!("no superclass of '{}' declares a {kind} '{target}'", self.class_name),
+                None => format!("'{}' has no superclass", self.class_name),
+            };
+            self.error(
+                u.name.pos,
+                format!("Override (\"{target}\") on {kind} '{}' of class '{}' names nothing: {why}", name.name, self.class_name),
+            );
         }
+        parent
     }
 
     fn property(&mut self, p: &PropertyDecl) -> Option<Property> {
@@ -253,6 +266,14 @@ impl<'a> ClassCompiler<'a> {
                         show(prop.cim_type, prop.is_array)
                     ),
                 );
+            }
+            if let (Some(new), Some(old)) = (&prop.reference_class, &parent.reference_class) {
+                if derives_from(self.ns, new, old) == Some(false) {
+                    self.error(
+                        p.name.pos,
+                        format!("reference '{}' overrides one to '{old}' with '{new}', which is not a subclass of '{old}'", p.name.name),
+                    );
+                }
             }
             // An override that gives no default keeps the inherited one.
             if p.default.is_none() {
