@@ -79,6 +79,10 @@ pub struct FileConfig {
     /// Host memory the sim hypervisor offers, in MiB.
     pub sim_memory_mib: Option<u64>,
     pub sim_cpus: Option<u32>,
+    /// The CIM schema directory (its namespaces.mof includes the rest).
+    pub mof_dir: Option<PathBuf>,
+    /// Instances of the WBEM test fixture class Xen_TestElement (0 leaves the test classes out).
+    pub cim_test_instances: Option<u32>,
 }
 
 #[derive(Debug)]
@@ -103,6 +107,8 @@ pub struct Settings {
     pub sim_memory_mib: u64,
     pub sim_cpus: u32,
     pub log_json: bool,
+    pub mof_dir: PathBuf,
+    pub cim_test_instances: u32,
 }
 
 impl Settings {
@@ -136,6 +142,24 @@ impl Settings {
             sim_memory_mib: file.sim_memory_mib.unwrap_or(16 * 1024),
             sim_cpus: file.sim_cpus.unwrap_or(8),
             log_json: args.log_json,
+            mof_dir: file.mof_dir.unwrap_or_else(default_mof_dir),
+            cim_test_instances: file.cim_test_instances.unwrap_or(3),
         })
     }
+}
+
+/// Where the CIM schema is when the config does not say: `$XENCIM_MOF_DIR`, `./mof`, the source
+/// tree the binary was built in (`target/<profile>/xencim` → `mof/`), then the packaged place.
+pub fn default_mof_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("XENCIM_MOF_DIR") {
+        return PathBuf::from(dir);
+    }
+    let mut candidates = vec![PathBuf::from("mof")];
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(root) = exe.parent().and_then(|p| p.parent()).and_then(|p| p.parent()) {
+            candidates.push(root.join("mof"));
+        }
+    }
+    candidates.push(PathBuf::from("/usr/share/xencim/mof"));
+    candidates.iter().find(|d| d.join("namespaces.mof").is_file()).cloned().unwrap_or_else(|| candidates.remove(0))
 }

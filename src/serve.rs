@@ -70,8 +70,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     model_config.task_retention = Duration::from_secs(settings.task_retention_secs);
     model_config.clean_shutdown_timeout = Duration::from_secs(settings.clean_shutdown_timeout_secs);
     model_config.event_queue_limit = settings.event_queue_limit;
-    let auth = Arc::new(LocalAuthenticator::new(model_config.store_path()));
-    let model = Model::open(model_config, hv, auth)?;
+    let auth: Arc<dyn httpd::Authenticator> = Arc::new(LocalAuthenticator::new(model_config.store_path()));
+    let model = Model::open(model_config, hv, auth.clone())?;
 
     let (cert, key) = match (&settings.tls_cert, &settings.tls_key) {
         (Some(c), Some(k)) => (c.clone(), k.clone()),
@@ -86,6 +86,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         ..httpd::Limits::default()
     };
 
+    let wbem_service = wbem::service::WbemService::build(&wbem::service::WbemSettings {
+        schema_dir: settings.mof_dir.clone(),
+        test_instances: settings.cim_test_instances,
+        system_name: hostname(),
+        product_version: env!("CARGO_PKG_VERSION").into(),
+    })?;
+
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("xencim-io").build()?;
     runtime.block_on(async move {
         let shutdown = httpd::Shutdown::new();
@@ -99,9 +106,16 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             bound.push(format!("{key:?}: \"{local}\""));
             servers.spawn(httpd::serve(listener, tls, xenapi_handler.clone(), limits.clone(), shutdown.clone()));
         }
+        let wbem_handler = wbem_service.handler(auth.clone());
+        for (addr, tls, key) in [(settings.cim_http, None, "cim_http"), (settings.cim_https, Some(tls.clone()), "cim_https")] {
+            let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("{key} on {addr}: {e}"))?;
+            let local = listener.local_addr()?;
+            tracing::info!(address = %local, "{key} listening");
+            bound.push(format!("{key:?}: \"{local}\""));
+            servers.spawn(httpd::serve(listener, tls, wbem_handler.clone(), limits.clone(), shutdown.clone()));
+        }
         // Scripts and tests that asked for port 0 learn the real ports here.
         std::fs::write(state_dir.join("listeners.json"), format!("{{{}}}\n", bound.join(", ")))?;
-        tracing::warn!(cim_http = %settings.cim_http, cim_https = %settings.cim_https, "the WBEM door is not served yet");
         tracing::info!(state_dir = %state_dir.display(), hypervisor = ?settings.hypervisor, "xencim is up");
         wait_for_signal().await;
         tracing::info!("stopping: letting in-flight calls finish");
