@@ -7,11 +7,20 @@ use xenapi::db::default_fields;
 use xenapi::model::{Model, ModelConfig};
 use xenapi::value::Value;
 
+fn rss() -> String {
+    std::fs::read_to_string("/proc/self/status").unwrap().lines().find(|l| l.starts_with("VmRSS")).unwrap_or("").to_owned()
+}
+
 fn main() {
+    println!("RSS at start: {}", rss());
     let dir = tempfile::tempdir().unwrap();
-    let hv = Arc::new(hypervisor::sim::SimHypervisor::new(hypervisor::sim::SimConfig { state_dir: dir.path().join("sim"), ..Default::default() }));
+    let hv = Arc::new(hypervisor::sim::SimHypervisor::new(hypervisor::sim::SimConfig {
+        state_dir: dir.path().join("sim"),
+        ..Default::default()
+    }));
     let auth = Arc::new(xenapi::sessions::LocalAuthenticator::new(dir.path().join("xencim.db")));
     let model = Model::open(ModelConfig::new(dir.path().to_path_buf()), hv, auth).unwrap();
+    println!("RSS with the model open: {}", rss());
     let t = Instant::now();
     for chunk in 0..10 {
         model
@@ -26,6 +35,8 @@ fn main() {
             .unwrap();
     }
     println!("insert 10,000 VMs: {:?}", t.elapsed());
+    xenapi::housekeeping::release_free_memory();
+    println!("RSS with 10,000 VMs: {}", rss());
     for _ in 0..3 {
         let t = Instant::now();
         let v = xenapi::accessors::generic(&model, class::VM.def(), "get_all_records", vec![]).unwrap();

@@ -356,12 +356,10 @@ impl Db {
     pub fn open(store: Store) -> anyhow::Result<Db> {
         let mut data = Data { tables: CLASSES.iter().map(|_| Table::default()).collect(), generation: 1, deleted: VecDeque::new() };
         let started = Instant::now();
-        let objects = store.load_objects()?;
-        let count = objects.len();
-        for obj in objects {
+        let count = store.for_each_object(|obj| {
             let Some(def) = crate::datamodel::class_by_name(&obj.class) else {
                 tracing::warn!(class = %obj.class, "stored object of an unknown class; ignored");
-                continue;
+                return;
             };
             let fields = fields_from_json(def.id, &obj.fields);
             let t = data.table_mut(def.id);
@@ -369,7 +367,7 @@ impl Db {
                 t.by_uuid.insert(uuid.to_owned(), obj.reference.clone());
             }
             t.rows.insert(obj.reference, Row { fields: Arc::new(fields), created: 1, modified: 1 });
-        }
+        })?;
         tracing::info!(objects = count, elapsed_ms = started.elapsed().as_millis() as u64, "registry loaded");
         Ok(Db {
             data: RwLock::new(data),

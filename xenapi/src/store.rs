@@ -53,22 +53,27 @@ impl Store {
         Ok(Store { conn })
     }
 
-    pub fn load_objects(&self) -> rusqlite::Result<Vec<StoredObject>> {
+    /// Calls `f` for every stored object, one at a time, so that loading a large store never
+    /// holds all of its text at once.
+    pub fn for_each_object(&self, mut f: impl FnMut(StoredObject)) -> rusqlite::Result<usize> {
         let mut stmt = self.conn.prepare("SELECT class, ref, record FROM objects")?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (class, reference, record) = row?;
-            let fields = match serde_json::from_str::<serde_json::Value>(&record) {
-                Ok(serde_json::Value::Object(m)) => m,
-                _ => {
-                    tracing::error!(%reference, %class, "stored record is not a JSON object; skipped");
-                    continue;
+        let mut rows = stmt.query([])?;
+        let mut count = 0;
+        while let Some(row) = rows.next()? {
+            let (class, reference): (String, String) = (row.get(0)?, row.get(1)?);
+            let record = row
+                .get_ref(2)?
+                .as_str()
+                .map_err(|e| rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, Box::new(e)))?;
+            match serde_json::from_str::<serde_json::Value>(record) {
+                Ok(serde_json::Value::Object(fields)) => {
+                    count += 1;
+                    f(StoredObject { class, reference, fields });
                 }
-            };
-            out.push(StoredObject { class, reference, fields });
+                _ => tracing::error!(%reference, %class, "stored record is not a JSON object; skipped"),
+            }
         }
-        Ok(out)
+        Ok(count)
     }
 
     pub fn apply(&mut self, batch: &StoreBatch) -> rusqlite::Result<()> {
