@@ -183,6 +183,69 @@ pub fn vdi_create(model: &Model, mut f: Vec<Value>) -> ApiResult<Ref> {
     result
 }
 
+/// `VDI.introduce`: registers an existing image file or block device of this host as a VDI of
+/// `SR` without copying it. The VDI is unmanaged: destroying it forgets the file and leaves it
+/// where it is, since it belongs to whoever made it.
+pub fn vdi_introduce(model: &Model, args: &[Value]) -> ApiResult<Ref> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let text = |i: usize| args.get(i).and_then(Value::as_str).unwrap_or("");
+    let sr_ref = text(3).to_owned();
+    model.db.read().expect(class::SR, &sr_ref)?;
+    let location = text(8).to_owned();
+    let path = std::path::Path::new(&location);
+    if !path.is_absolute() {
+        return Err(ApiError::invalid_value("location", format!("{location:?} is not an absolute path")));
+    }
+    let meta = std::fs::metadata(path).map_err(|_| ApiError::new(codes::VDI_LOCATION_MISSING, [sr_ref.as_str(), &location]))?;
+    let block = meta.file_type().is_block_device();
+    if !meta.is_file() && !block {
+        return Err(ApiError::invalid_value("location", format!("{location} is neither a file nor a block device")));
+    }
+    // A block device's metadata says 0 bytes; its end says how big it is.
+    let found_size = if block {
+        use std::io::Seek;
+        std::fs::File::open(path).and_then(|mut f| f.seek(std::io::SeekFrom::End(0))).unwrap_or(0) as i64
+    } else {
+        meta.len() as i64
+    };
+    let uuid = text(0).to_owned();
+    if !uuid.is_empty() && uuid::Uuid::parse_str(&uuid).is_err() {
+        return Err(ApiError::new(codes::UUID_INVALID, ["VDI", uuid.as_str()]));
+    }
+    let mut f = crate::db::default_fields(class::VDI);
+    if !uuid.is_empty() {
+        f[vdi::UUID.index()] = Value::str(uuid.to_ascii_lowercase());
+    }
+    for (field, i) in [(vdi::NAME_LABEL, 1), (vdi::NAME_DESCRIPTION, 2), (vdi::SR, 3), (vdi::TYPE, 4), (vdi::LOCATION, 8)] {
+        f[field.index()] = Value::str(text(i));
+    }
+    for (field, i) in [(vdi::SHARABLE, 5), (vdi::READ_ONLY, 6)] {
+        f[field.index()] = Value::Bool(matches!(args.get(i), Some(Value::Bool(true))));
+    }
+    for (field, i) in [(vdi::OTHER_CONFIG, 7), (vdi::XENSTORE_DATA, 9), (vdi::SM_CONFIG, 10)] {
+        if let Some(v @ Value::Struct(_)) = args.get(i) {
+            f[field.index()] = v.clone();
+        }
+    }
+    f[vdi::VIRTUAL_SIZE.index()] = match args.get(12) {
+        Some(Value::Int(n)) if *n > 0 => Value::Int(*n),
+        _ => Value::Int(found_size),
+    };
+    f[vdi::PHYSICAL_UTILISATION.index()] = Value::Int(if block { found_size } else { (meta.blocks() * 512) as i64 });
+    f[vdi::MANAGED.index()] = Value::Bool(false);
+    f[vdi::MISSING.index()] = Value::Bool(false);
+    model.write(|tx| {
+        let data = tx.data();
+        if data.rows(class::VDI).any(|(_, r)| r.str(vdi::LOCATION) == location) {
+            return Err(ApiError::new(codes::LOCATION_NOT_UNIQUE, [sr_ref.as_str(), &location]));
+        }
+        if !uuid.is_empty() && data.resolve(class::VDI, &uuid.to_ascii_lowercase()).is_some() {
+            return Err(ApiError::new(codes::DB_UNIQUENESS_CONSTRAINT_VIOLATION, ["VDI", "uuid", uuid.as_str()]));
+        }
+        Ok(tx.insert(class::VDI, f))
+    })
+}
+
 fn vdi_in_use(data: &crate::db::Data, vdi_row: &Row) -> bool {
     vdi_row.strs(vdi::VBDS).iter().filter_map(|r| data.row(class::VBD, r)).any(|b| b.bool(vbd::CURRENTLY_ATTACHED))
 }

@@ -307,6 +307,15 @@ static HANDLERS: &[(&str, &[&str], Handler)] = &[
     ("VDI", &["create"], |c, args| {
         devices::vdi_create(c.model, crate::accessors::fields_from_record(class::VDI.def(), &args[0])?).map(Value::Str)
     }),
+    ("VDI", &["introduce"], |c, args| {
+        // A vm-operator may make disks in an SR, but naming any file of the host as a disk
+        // would let a VM read it: that takes pool-admin.
+        if !c.principal.as_ref().is_some_and(|p| p.role.includes(httpd::Role::PoolAdmin)) {
+            let message = "VDI.introduce registers a file of the host as a disk; it needs pool-admin";
+            return Err(ApiError::new(codes::RBAC_PERMISSION_DENIED, ["VDI.introduce", message]));
+        }
+        devices::vdi_introduce(c.model, &args).map(Value::Str)
+    }),
     ("VDI", &["destroy"], |c, args| void(devices::vdi_destroy(c.model, &resolve_ref(c.model, class::VDI, s(&args, 0))?))),
     ("VDI", &["resize", "resize_online"], |c, args| {
         void(devices::vdi_resize(c.model, &resolve_ref(c.model, class::VDI, s(&args, 0))?, i(&args, 1)))
