@@ -57,6 +57,21 @@ class Daemon:
         return f"https://{self.listeners['xenapi_tls']}/"
 
     @property
+    def wbem_url(self):
+        return f"http://{self.listeners['cim_http']}"
+
+    @property
+    def wbem_https_url(self):
+        return f"https://{self.listeners['cim_https']}"
+
+    def wbem(self, user="admin", password=None, namespace="root/virt", https=False):
+        """A pywbem connection (imported here so the Xen-API tests do not need pywbem)."""
+        import pywbem
+        creds = (user, password if password is not None else self.admin_password)
+        url = self.wbem_https_url if https else self.wbem_url
+        return pywbem.WBEMConnection(url, creds, default_namespace=namespace, no_verification=https, timeout=60)
+
+    @property
     def admin_password(self):
         return (self.state_dir / "initial-admin-password").read_text().strip()
 
@@ -149,3 +164,16 @@ def make_vm(x, name, memory=256 << 20, vcpus=1, **extra):
     }
     record.update(extra)
     return x.VM.create(record)
+
+
+@pytest.fixture(scope="module")
+def wbem_daemon(tmp_path_factory):
+    """A daemon serving the WBEM test fixture class with 5 instances."""
+    d = Daemon(tmp_path_factory.mktemp("wbem"), extra_config="cim_test_instances = 5\n").start()
+    yield d
+    d.stop()
+
+
+@pytest.fixture
+def wbem_conn(wbem_daemon):
+    return wbem_daemon.wbem()
