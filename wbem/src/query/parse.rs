@@ -244,6 +244,12 @@ impl Parser {
         } else {
             let mut list = Vec::new();
             loop {
+                if let Tok::Ident(word) = &self.peek().tok {
+                    if is_reserved(word) {
+                        let t = self.peek();
+                        return err(t.column, format!("expected a property name or '*', found {}", describe(&t.tok)));
+                    }
+                }
                 let first = self.name("a property name or '*'")?;
                 list.push(self.property_ref(first)?);
                 if self.peek().tok == Tok::Comma {
