@@ -127,13 +127,13 @@ pub fn resolve(s: Sources) -> Result<Credentials> {
     if let Some((path, f)) = s.file {
         if let Some(p) = &f.password {
             let file_user = f.user.clone().unwrap_or_else(|| "admin".into());
-            if user.as_deref().map_or(true, |u| u == file_user) {
+            if user.as_deref().is_none_or(|u| u == file_user) {
                 return Ok(Credentials { user: file_user, password: p.clone(), source: path.display().to_string() });
             }
         }
     }
     if let Some(dir) = s.local_state_dir {
-        if user.as_deref().map_or(true, |u| u == "admin") {
+        if user.as_deref().is_none_or(|u| u == "admin") {
             let path = dir.join("initial-admin-password");
             if let Ok(text) = std::fs::read_to_string(&path) {
                 let password = text.trim().to_owned();

@@ -102,8 +102,7 @@ fn has_legacy_prefix(t: &str) -> bool {
 fn strip_target(raw: &str, warnings: &mut Vec<String>) -> Result<(Backend, String), String> {
     let mut t = raw.trim();
     let mut backend = Backend::File;
-    loop {
-        let Some((prefix, rest)) = t.split_once(':') else { break };
+    while let Some((prefix, rest)) = t.split_once(':') {
         // A path or device never has a colon before its first slash; a prefix always does.
         if prefix.contains('/') {
             break;

@@ -646,7 +646,8 @@ mod tests {
     /// Good files and the records they make.
     #[test]
     fn good_config_files() {
-        let cases: Vec<(&str, &str, Box<dyn Fn(&DomainConfig)>)> = vec![
+        type Check = Box<dyn Fn(&DomainConfig)>;
+        let cases: Vec<(&str, &str, Check)> = vec![
             ("minimal", "name = 'vm1'\n", Box::new(|c| assert_eq!(c, &DomainConfig { name: "vm1".into(), ..DomainConfig::default() }))),
             (
                 "the usual xm file",

@@ -24,11 +24,13 @@ use std::process::ExitCode;
 #[derive(Args, Debug, Default, Clone)]
 #[command(next_help_heading = "Connection")]
 pub struct ConnArgs {
-    /// Xen-API server: http://HOST:9363/ or https://HOST:9364/ [default: http://127.0.0.1:9363/]
-    #[arg(long, env = "XENCIM_SERVER", value_name = "URL")]
+    /// Xen-API server: http://HOST:9363/ or https://HOST:9364/ [default: $XENCIM_SERVER, the
+    /// credentials file's server, or http://127.0.0.1:9363/]
+    #[arg(long, value_name = "URL")]
     pub server: Option<String>,
-    /// User to log in as [default: from the credentials file, or admin on the daemon's host]
-    #[arg(long, env = "XENCIM_USER", value_name = "NAME")]
+    /// User to log in as [default: $XENCIM_USER, the credentials file's user, or admin on the
+    /// daemon's host]
+    #[arg(long, value_name = "NAME")]
     pub user: Option<String>,
     /// Read the password from the first line of standard input (else $XENCIM_PASSWORD)
     #[arg(long)]
@@ -38,7 +40,8 @@ pub struct ConnArgs {
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
     /// Trust this PEM certificate for https:// (the daemon's is <state-dir>/tls/server.pem)
-    #[arg(long, env = "XENCIM_CA_FILE", value_name = "PEM")]
+    /// [default: $XENCIM_CA_FILE]
+    #[arg(long, value_name = "PEM")]
     pub ca_file: Option<PathBuf>,
     /// Do not check the server's TLS certificate (only for a server you reach over a network you trust)
     #[arg(long)]
@@ -292,13 +295,20 @@ fn connect(args: &ConnArgs) -> Result<Connection> {
         Some(p) => credentials::read_file(p)?,
         None => None,
     };
-    let server =
-        args.server.clone().or_else(|| file.as_ref().and_then(|f| f.server.clone())).unwrap_or_else(|| "http://127.0.0.1:9363/".into());
+    // The environment is read here rather than by clap, so that an option given before the
+    // verb is not overridden by the environment's value for the same option after it.
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let server = args
+        .server
+        .clone()
+        .or_else(|| env("XENCIM_SERVER"))
+        .or_else(|| file.as_ref().and_then(|f| f.server.clone()))
+        .unwrap_or_else(|| "http://127.0.0.1:9363/".into());
     let endpoint = Endpoint::parse(&server).map_err(Failure::Unreachable)?;
     let local_state = endpoint.is_local().then(|| state_dir(args));
     let mut tls = TlsOptions { insecure: args.insecure, ca_files: Vec::new() };
-    if let Some(ca) = &args.ca_file {
-        tls.ca_files.push(ca.clone());
+    if let Some(ca) = args.ca_file.clone().or_else(|| env("XENCIM_CA_FILE").map(PathBuf::from)) {
+        tls.ca_files.push(ca);
     } else if let Some(cert) = local_state.as_deref().and_then(connection::local_certificate) {
         tls.ca_files.push(cert);
     }
@@ -306,7 +316,7 @@ fn connect(args: &ConnArgs) -> Result<Connection> {
     let creds = credentials::resolve(credentials::Sources {
         user_flag: args.user.as_deref(),
         password_stdin: args.password_stdin,
-        env_user: None,
+        env_user: env("XENCIM_USER"),
         env_password: std::env::var("XENCIM_PASSWORD").ok(),
         file: match (&cred_path, &file) {
             (Some(p), Some(f)) => Some((p.as_path(), f)),

@@ -131,7 +131,12 @@ fn disk_vdi(c: &Connection, spec: &DiskSpec, sr: &str, undo: &mut Undo) -> Resul
             undo.vdis.push(r.clone());
             Ok(Some(r))
         }
-        Err(Failure::Api { code, .. }) if code == "VDI_LOCATION_MISSING" => {
+        // Only a pool-admin may name files of the host, and the server does not say to others
+        // whether the path exists; with size= they get a new disk, as for a missing path.
+        Err(Failure::Api { code, .. }) if code == "VDI_LOCATION_MISSING" || (code == "RBAC_PERMISSION_DENIED" && spec.size.is_some()) => {
+            if code == "RBAC_PERMISSION_DENIED" {
+                warn(&[format!("disk {}: only a pool-admin may use {target} as it is; making a new disk of that size instead", spec.vdev)]);
+            }
             let Some(size) = spec.size else {
                 return Err(Failure::Failed(format!(
                     "disk {}: {target} does not exist on the server's host; add size= (for example size=10G) to the disk spec to create it",
@@ -456,7 +461,8 @@ pub fn block_detach(c: &Connection, arg: &str, dev: &str) -> Result<()> {
     let Some((vbd, rec)) =
         find_device(&vbds, &owned, |r| string(r.member("device")) == dev || Some(string(r.member("userdevice"))) == index)
     else {
-        let have: Vec<String> = vbds.iter().filter(|(r, _)| owned.contains(r)).map(|(_, r)| string(r.member("device"))).collect();
+        let mut have: Vec<String> = vbds.iter().filter(|(r, _)| owned.contains(r)).map(|(_, r)| string(r.member("device"))).collect();
+        have.sort();
         return Err(Failure::Failed(format!(
             "{} has no disk {dev} (it has: {})",
             vm.name(),
@@ -497,11 +503,12 @@ pub fn network_detach(c: &Connection, arg: &str, dev: &str) -> Result<()> {
     let Some((vif, rec)) =
         find_device(&vifs, &owned, |r| string(r.member("MAC")).to_ascii_lowercase() == wanted || string(r.member("device")) == dev)
     else {
-        let have: Vec<String> = vifs
+        let mut have: Vec<String> = vifs
             .iter()
             .filter(|(r, _)| owned.contains(r))
             .map(|(_, r)| format!("{} {}", string(r.member("device")), string(r.member("MAC"))))
             .collect();
+        have.sort();
         return Err(Failure::Failed(format!(
             "{} has no interface {dev} (it has: {})",
             vm.name(),
