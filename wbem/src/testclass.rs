@@ -66,7 +66,7 @@ impl Shared {
             return None;
         }
         let text = changes.text.get(&id).cloned().unwrap_or_else(|| format!("test element {n}"));
-        let state = changes.state.get(&id).copied().unwrap_or(if n % 2 == 0 { 2 } else { 3 });
+        let state = changes.state.get(&id).copied().unwrap_or(if n.is_multiple_of(2) { 2 } else { 3 });
         drop(changes);
         let created = CimDateTime::parse("20240101120000.000000+000").ok()?;
         Some(
@@ -75,10 +75,10 @@ impl Shared {
                 .with("Index", n)
                 .with("Text", text)
                 .with("State", state)
-                .with("Tags", vec![if n % 2 == 0 { "even" } else { "odd" }, "test"])
+                .with("Tags", vec![if n.is_multiple_of(2) { "even" } else { "odd" }, "test"])
                 .with("Ratio", f64::from(n) / 10.0)
                 .with("Created", created)
-                .with("Flag", n % 2 == 0)
+                .with("Flag", n.is_multiple_of(2))
                 .with("ElementName", format!("test element {n}"))
                 .with("Caption", "test fixture")
                 .with_path(element_path(n)),

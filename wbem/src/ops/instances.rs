@@ -279,7 +279,7 @@ pub fn set_property(inner: &Arc<Inner>, ctx: &OpContext, call: &IntrinsicCall, o
         .providers
         .provider(&ctx.namespace, &class.name)
         .ok_or_else(|| CimError::not_supported(format!("instances of {} cannot be modified", class.name)))?;
-    provider.modify_instance(ctx, instance, Some(&[decl.name.clone()]))?;
+    provider.modify_instance(ctx, instance, Some(std::slice::from_ref(&decl.name)))?;
     let _ = out;
     Ok(())
 }

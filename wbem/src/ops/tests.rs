@@ -42,15 +42,11 @@ fn reader() -> Principal {
 }
 
 type Params = Vec<(&'static str, ParamValue)>;
+type Outcome = Result<(Vec<ReturnItem>, Vec<(String, ParamValue)>), CimStatus>;
+type Check = Box<dyn Fn(&Instance) -> bool>;
 
 /// Runs an intrinsic call; the decoded IRETURNVALUE items and output parameters, or the error.
-fn run_as(
-    cimom: &Cimom,
-    who: &Principal,
-    op: &str,
-    ns: &str,
-    params: Params,
-) -> Result<(Vec<ReturnItem>, Vec<(String, ParamValue)>), CimStatus> {
+fn run_as(cimom: &Cimom, who: &Principal, op: &str, ns: &str, params: Params) -> Outcome {
     let params: Vec<(String, ParamValue)> = params.into_iter().map(|(n, v)| (n.to_string(), v)).collect();
     let request = parse_request(&intrinsic_request("1", op, ns, &params)).expect("request decodes");
     let mut sink = VecSink::default();
@@ -280,7 +276,7 @@ fn enumerate_instances_options_and_defaults() {
     assert!(prop_names(first).contains(&"Caption") && prop_names(first).contains(&"Index"));
     assert!(first.properties.iter().all(|p| p.class_origin.is_none() && p.qualifiers.is_empty()));
     assert!(matches!(&all[0], ReturnItem::NamedInstance(i) if i.path.as_ref().unwrap().namespace.is_none()));
-    let table: Vec<(Params, Box<dyn Fn(&Instance) -> bool>)> = vec![
+    let table: Vec<(Params, Check)> = vec![
         (vec![("LocalOnly", flag(true))], Box::new(|i| !prop_names(i).contains(&"Caption") && prop_names(i).contains(&"Index"))),
         (vec![("LocalOnly", flag(false))], Box::new(|i| prop_names(i).contains(&"Caption"))),
         (
@@ -612,8 +608,7 @@ fn pull_paths_queries_and_associations_to_the_end() {
 
 #[test]
 fn contexts_are_capped_and_expire() {
-    let mut config = CimomConfig::default();
-    config.pull = PullLimits { max_open_contexts: 2, ..PullLimits::default() };
+    let config = CimomConfig { pull: PullLimits { max_open_contexts: 2, ..PullLimits::default() }, ..CimomConfig::default() };
     let svc = service();
     let c = Cimom::new(schema(), svc.providers.clone(), config);
     let open = |timeout: &str| {

@@ -400,10 +400,10 @@ fn is_reserved(s: &str) -> bool {
 }
 
 fn number(text: &str) -> Option<CimValue> {
-    if let Some(n) = crate::cim::CimValue::parse_scalar(crate::cim::CimType::SInt64, text).ok() {
+    if let Ok(n) = crate::cim::CimValue::parse_scalar(crate::cim::CimType::SInt64, text) {
         return Some(n);
     }
-    if let Some(n) = crate::cim::CimValue::parse_scalar(crate::cim::CimType::UInt64, text).ok() {
+    if let Ok(n) = crate::cim::CimValue::parse_scalar(crate::cim::CimType::UInt64, text) {
         return Some(n);
     }
     crate::cim::CimValue::parse_scalar(crate::cim::CimType::Real64, text).ok()
