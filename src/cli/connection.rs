@@ -285,6 +285,10 @@ impl Connection {
                 "SESSION_AUTHENTICATION_FAILED: {} refused user {user} (credentials from {source}): wrong user name or password",
                 transport.endpoint.url()
             ))),
+            Err(Failure::Api { code, args }) if code == "SESSION_AUTHORIZATION_FAILED" => Err(Failure::Auth(format!(
+                "SESSION_AUTHORIZATION_FAILED: user {user} may not log in: {}",
+                args.last().cloned().unwrap_or_default()
+            ))),
             Err(e) => Err(e),
         }
     }
