@@ -12,6 +12,24 @@ pub enum HypervisorKind {
     Qemu,
 }
 
+/// QEMU accelerator of the qemu backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccelKind {
+    /// KVM when a probe guest runs under it, TCG otherwise.
+    Auto,
+    Kvm,
+    Tcg,
+}
+
+/// How NICs of the qemu backend reach the network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QemuNetwork {
+    User,
+    Bridge,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AuthKind {
@@ -30,6 +48,9 @@ pub struct ServeArgs {
     /// Hypervisor backend [default: sim]
     #[arg(long, value_enum)]
     pub hypervisor: Option<HypervisorKind>,
+    /// Accelerator of the qemu backend [default: auto]
+    #[arg(long, value_enum)]
+    pub accel: Option<AccelKind>,
     /// CIM-XML over HTTP [default: 127.0.0.1:5988]
     #[arg(long)]
     pub cim_http: Option<SocketAddr>,
@@ -79,6 +100,14 @@ pub struct FileConfig {
     /// Host memory the sim hypervisor offers, in MiB.
     pub sim_memory_mib: Option<u64>,
     pub sim_cpus: Option<u32>,
+    /// Accelerator of the qemu backend: auto, kvm or tcg.
+    pub accel: Option<AccelKind>,
+    pub qemu_binary: Option<PathBuf>,
+    /// `user` (every NIC on QEMU's user-mode network) or `bridge` (a tap on the network's
+    /// bridge when the host has it).
+    pub qemu_network: Option<QemuNetwork>,
+    /// Host memory never promised to guests, in MiB.
+    pub qemu_host_reserve_mib: Option<u64>,
     /// The CIM schema directory (its namespaces.mof includes the rest).
     pub mof_dir: Option<PathBuf>,
     /// Instances of the WBEM test fixture class Xen_TestElement (0 leaves the test classes out).
@@ -106,6 +135,10 @@ pub struct Settings {
     pub max_connections_per_ip: usize,
     pub sim_memory_mib: u64,
     pub sim_cpus: u32,
+    pub accel: AccelKind,
+    pub qemu_binary: Option<PathBuf>,
+    pub qemu_network: QemuNetwork,
+    pub qemu_host_reserve_mib: Option<u64>,
     pub log_json: bool,
     pub mof_dir: PathBuf,
     pub cim_test_instances: u32,
@@ -141,6 +174,10 @@ impl Settings {
             max_connections_per_ip: file.max_connections_per_ip.unwrap_or(256),
             sim_memory_mib: file.sim_memory_mib.unwrap_or(16 * 1024),
             sim_cpus: file.sim_cpus.unwrap_or(8),
+            accel: args.accel.or(file.accel).unwrap_or(AccelKind::Auto),
+            qemu_binary: file.qemu_binary,
+            qemu_network: file.qemu_network.unwrap_or(QemuNetwork::User),
+            qemu_host_reserve_mib: file.qemu_host_reserve_mib,
             log_json: args.log_json,
             mof_dir: file.mof_dir.unwrap_or_else(default_mof_dir),
             cim_test_instances: file.cim_test_instances.unwrap_or(3),

@@ -50,8 +50,30 @@ fn hypervisor(settings: &Settings) -> anyhow::Result<Arc<dyn Hypervisor>> {
             };
             Ok(Arc::new(SimHypervisor::new(config)))
         }
-        HypervisorKind::Qemu => anyhow::bail!("the qemu backend is not built yet; use --hypervisor sim"),
+        HypervisorKind::Qemu => Ok(Arc::new(qemu_hypervisor(settings)?)),
     }
+}
+
+fn qemu_hypervisor(settings: &Settings) -> anyhow::Result<hypervisor::qemu::QemuHypervisor> {
+    use crate::config::{AccelKind, QemuNetwork};
+    use hypervisor::qemu::{AccelChoice, NetworkMode, QemuConfig, QemuHypervisor};
+    let defaults = QemuConfig::default();
+    let config = QemuConfig {
+        state_dir: settings.state_dir.join("qemu"),
+        accel: match settings.accel {
+            AccelKind::Auto => AccelChoice::Auto,
+            AccelKind::Kvm => AccelChoice::Kvm,
+            AccelKind::Tcg => AccelChoice::Tcg,
+        },
+        qemu_binary: settings.qemu_binary.clone().unwrap_or_else(|| defaults.qemu_binary.clone()),
+        network: match settings.qemu_network {
+            QemuNetwork::User => NetworkMode::User,
+            QemuNetwork::Bridge => NetworkMode::Bridge,
+        },
+        host_reserve: settings.qemu_host_reserve_mib.map_or(defaults.host_reserve, |m| m << 20),
+        ..defaults
+    };
+    QemuHypervisor::new(config).map_err(|e| anyhow::anyhow!("the qemu backend: {e}"))
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {

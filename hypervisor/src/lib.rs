@@ -5,8 +5,9 @@
 //! restarts; the domid is the backend's runtime handle and changes on every boot.
 //!
 //! Backends are sibling modules: [`sim`] is the in-process deterministic hypervisor (the
-//! embedded default).
+//! embedded default); [`qemu`] runs real guests, one QEMU process each, driven over QMP.
 
+pub mod qemu;
 pub mod sim;
 
 use std::path::PathBuf;

@@ -22,9 +22,7 @@ pub struct SystemClock {
 
 impl SystemClock {
     pub fn new() -> Self {
-        SystemClock {
-            origin: Instant::now(),
-        }
+        SystemClock { origin: Instant::now() }
     }
 }
 
@@ -41,10 +39,7 @@ impl Clock for SystemClock {
     }
 
     fn unix_secs(&self) -> i64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-            .unwrap_or(0)
+        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)).unwrap_or(0)
     }
 }
 
@@ -57,10 +52,7 @@ pub struct ManualClock {
 
 impl ManualClock {
     pub fn new(unix_secs: i64) -> Self {
-        ManualClock {
-            monotonic_ns: AtomicU64::new(0),
-            unix_secs: AtomicI64::new(unix_secs),
-        }
+        ManualClock { monotonic_ns: AtomicU64::new(0), unix_secs: AtomicI64::new(unix_secs) }
     }
 
     /// Move time forward. The UNIX clock follows in whole seconds of the monotonic one, so the
@@ -70,10 +62,7 @@ impl ManualClock {
         let before = self.monotonic_ns.fetch_add(by_ns, Ordering::SeqCst);
         let after = before.saturating_add(by_ns);
         let whole_secs = after / 1_000_000_000 - before / 1_000_000_000;
-        self.unix_secs.fetch_add(
-            i64::try_from(whole_secs).unwrap_or(i64::MAX),
-            Ordering::SeqCst,
-        );
+        self.unix_secs.fetch_add(i64::try_from(whole_secs).unwrap_or(i64::MAX), Ordering::SeqCst);
     }
 }
 

@@ -1,9 +1,7 @@
 //! One simulated domain: its run state, resources, devices and CPU-time bookkeeping.
 
 use super::image::{SavedDisk, SavedNic, SavedState};
-use crate::{
-    DiskConfig, DomId, DomainConfig, DomainInfo, HypervisorError, NicConfig, Result, RunState,
-};
+use crate::{DiskConfig, DomId, DomainConfig, DomainInfo, HypervisorError, NicConfig, Result, RunState};
 use uuid::Uuid;
 
 /// Most vCPUs one simulated domain may have, whatever the host. Beyond this a request is
@@ -30,16 +28,11 @@ struct CpuAccount {
 
 impl CpuAccount {
     fn new(banked_ns: Vec<u64>, uptime_ns: u64, running_at: Option<u64>) -> Self {
-        CpuAccount {
-            banked_ns,
-            uptime_ns,
-            running_since: running_at,
-        }
+        CpuAccount { banked_ns, uptime_ns, running_since: running_at }
     }
 
     fn elapsed(&self, now: u64) -> u64 {
-        self.running_since
-            .map_or(0, |since| now.saturating_sub(since))
+        self.running_since.map_or(0, |since| now.saturating_sub(since))
     }
 
     fn settle(&mut self, now: u64, online: u32) {
@@ -65,26 +58,12 @@ impl CpuAccount {
 
     fn vcpu_times(&self, now: u64, online: u32) -> Vec<u64> {
         let elapsed = self.elapsed(now);
-        self.banked_ns
-            .iter()
-            .take(online as usize)
-            .map(|t| t.saturating_add(elapsed))
-            .collect()
+        self.banked_ns.iter().take(online as usize).map(|t| t.saturating_add(elapsed)).collect()
     }
 
     fn all_vcpu_times(&self, now: u64, online: u32) -> Vec<u64> {
         let elapsed = self.elapsed(now);
-        self.banked_ns
-            .iter()
-            .enumerate()
-            .map(|(i, t)| {
-                if i < online as usize {
-                    t.saturating_add(elapsed)
-                } else {
-                    *t
-                }
-            })
-            .collect()
+        self.banked_ns.iter().enumerate().map(|(i, t)| if i < online as usize { t.saturating_add(elapsed) } else { *t }).collect()
     }
 
     fn uptime_ns(&self, now: u64) -> u64 {
@@ -116,11 +95,7 @@ impl Domain {
             uuid: config.uuid,
             name: config.name.clone(),
             domid,
-            state: if paused {
-                RunState::Paused
-            } else {
-                RunState::Running
-            },
+            state: if paused { RunState::Paused } else { RunState::Running },
             memory_static_max: config.memory_static_max,
             memory_target: config.memory_target,
             vcpus_max: config.vcpus_max,
@@ -128,36 +103,21 @@ impl Domain {
             start_time: unix,
             disks: config.disks.clone(),
             nics: config.nics.clone(),
-            cpu: CpuAccount::new(
-                vec![0; config.vcpus_max as usize],
-                0,
-                (!paused).then_some(now),
-            ),
+            cpu: CpuAccount::new(vec![0; config.vcpus_max as usize], 0, (!paused).then_some(now)),
         }
     }
 
     /// A domain rebuilt from a suspend image. Limits come from `config` (what the model allows
     /// now), the guest's own state from `saved`; [`SavedState::check_against`] has verified
     /// that the two agree.
-    pub fn restore(
-        config: &DomainConfig,
-        saved: SavedState,
-        domid: DomId,
-        paused: bool,
-        now: u64,
-        unix: i64,
-    ) -> Self {
+    pub fn restore(config: &DomainConfig, saved: SavedState, domid: DomId, paused: bool, now: u64, unix: i64) -> Self {
         let mut banked = saved.vcpu_time_ns;
         banked.resize(config.vcpus_max as usize, 0);
         Domain {
             uuid: config.uuid,
             name: config.name.clone(),
             domid,
-            state: if paused {
-                RunState::Paused
-            } else {
-                RunState::Running
-            },
+            state: if paused { RunState::Paused } else { RunState::Running },
             memory_static_max: config.memory_static_max,
             memory_target: saved.memory_target,
             vcpus_max: config.vcpus_max,
@@ -246,28 +206,16 @@ pub fn validate_config(config: &DomainConfig, pcpus: u32) -> Result<()> {
         return Err(invalid("memory_static_max must be positive"));
     }
     if config.memory_target == 0 || config.memory_target > config.memory_static_max {
-        return Err(invalid(format!(
-            "memory target {} is outside 1..={}",
-            config.memory_target, config.memory_static_max
-        )));
+        return Err(invalid(format!("memory target {} is outside 1..={}", config.memory_target, config.memory_static_max)));
     }
     if config.vcpus_max == 0 || config.vcpus_max > MAX_VCPUS {
-        return Err(invalid(format!(
-            "vcpus_max {} is outside 1..={MAX_VCPUS}",
-            config.vcpus_max
-        )));
+        return Err(invalid(format!("vcpus_max {} is outside 1..={MAX_VCPUS}", config.vcpus_max)));
     }
     if config.vcpus_at_startup == 0 || config.vcpus_at_startup > config.vcpus_max {
-        return Err(invalid(format!(
-            "vcpus_at_startup {} is outside 1..={}",
-            config.vcpus_at_startup, config.vcpus_max
-        )));
+        return Err(invalid(format!("vcpus_at_startup {} is outside 1..={}", config.vcpus_at_startup, config.vcpus_max)));
     }
     if config.vcpus_max > pcpus {
-        return Err(HypervisorError::NotEnoughPcpus {
-            vcpus: config.vcpus_max,
-            pcpus,
-        });
+        return Err(HypervisorError::NotEnoughPcpus { vcpus: config.vcpus_max, pcpus });
     }
     validate_devices(&config.disks, &config.nics)
 }
@@ -294,9 +242,7 @@ pub fn validate_disk(disk: &DiskConfig) -> Result<()> {
     let well_formed = !name.is_empty()
         && name.len() <= 32
         && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
     if !well_formed {
         return Err(invalid(format!("{name:?} is not a disk device name")));
     }
@@ -305,16 +251,8 @@ pub fn validate_disk(disk: &DiskConfig) -> Result<()> {
 
 /// NICs are named by their index, as VIF.device is.
 pub fn validate_nic(nic: &NicConfig) -> Result<()> {
-    if nic
-        .device
-        .parse::<u16>()
-        .map(|i| i.to_string() != nic.device)
-        .unwrap_or(true)
-    {
-        return Err(invalid(format!(
-            "{:?} is not a NIC device index",
-            nic.device
-        )));
+    if nic.device.parse::<u16>().map(|i| i.to_string() != nic.device).unwrap_or(true) {
+        return Err(invalid(format!("{:?} is not a NIC device index", nic.device)));
     }
     // An empty MAC is let through: a simulated NIC never puts a frame on a wire.
     if !nic.mac.is_empty() && !is_mac(&nic.mac) {
@@ -329,8 +267,5 @@ pub fn validate_nic(nic: &NicConfig) -> Result<()> {
 /// Six colon-separated hex octets.
 fn is_mac(mac: &str) -> bool {
     let octets: Vec<&str> = mac.split(':').collect();
-    octets.len() == 6
-        && octets
-            .iter()
-            .all(|o| o.len() == 2 && o.chars().all(|c| c.is_ascii_hexdigit()))
+    octets.len() == 6 && octets.iter().all(|o| o.len() == 2 && o.chars().all(|c| c.is_ascii_hexdigit()))
 }

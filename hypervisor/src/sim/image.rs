@@ -104,23 +104,13 @@ impl From<SavedDisk> for DiskConfig {
 
 impl From<&NicConfig> for SavedNic {
     fn from(nic: &NicConfig) -> Self {
-        SavedNic {
-            device: nic.device.clone(),
-            mac: nic.mac.clone(),
-            bridge: nic.bridge.clone(),
-            mtu: nic.mtu,
-        }
+        SavedNic { device: nic.device.clone(), mac: nic.mac.clone(), bridge: nic.bridge.clone(), mtu: nic.mtu }
     }
 }
 
 impl From<SavedNic> for NicConfig {
     fn from(nic: SavedNic) -> Self {
-        NicConfig {
-            device: nic.device,
-            mac: nic.mac,
-            bridge: nic.bridge,
-            mtu: nic.mtu,
-        }
+        NicConfig { device: nic.device, mac: nic.mac, bridge: nic.bridge, mtu: nic.mtu }
     }
 }
 
@@ -133,10 +123,7 @@ impl SavedState {
     /// still hold the guest as it was saved.
     pub fn check_against(&self, config: &DomainConfig) -> Result<()> {
         if self.uuid != config.uuid {
-            return Err(image_error(format!(
-                "the image holds VM {}, not VM {}",
-                self.uuid, config.uuid
-            )));
+            return Err(image_error(format!("the image holds VM {}, not VM {}", self.uuid, config.uuid)));
         }
         if self.vcpus_max == 0
             || self.vcpu_time_ns.len() != self.vcpus_max as usize
@@ -162,15 +149,12 @@ impl SavedState {
         }
         let disks: Vec<DiskConfig> = self.disks.iter().cloned().map(DiskConfig::from).collect();
         let nics: Vec<NicConfig> = self.nics.iter().cloned().map(NicConfig::from).collect();
-        validate_devices(&disks, &nics)
-            .map_err(|e| image_error(format!("the saved devices are not valid: {e}")))
+        validate_devices(&disks, &nics).map_err(|e| image_error(format!("the saved devices are not valid: {e}")))
     }
 }
 
 fn fnv1a64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
-        (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
 }
 
 pub fn encode(state: &SavedState) -> Vec<u8> {
@@ -186,10 +170,7 @@ pub fn encode(state: &SavedState) -> Vec<u8> {
 
 pub fn decode(bytes: &[u8]) -> Result<SavedState> {
     if bytes.len() < HEADER_LEN {
-        return Err(image_error(format!(
-            "truncated: {} bytes, shorter than the header",
-            bytes.len()
-        )));
+        return Err(image_error(format!("truncated: {} bytes, shorter than the header", bytes.len())));
     }
     let (header, payload) = bytes.split_at(HEADER_LEN);
     if &header[0..8] != MAGIC {
@@ -197,16 +178,11 @@ pub fn decode(bytes: &[u8]) -> Result<SavedState> {
     }
     let version = u32::from_le_bytes(header[8..12].try_into().expect("4 bytes"));
     if version != VERSION {
-        return Err(image_error(format!(
-            "format version {version} is not supported"
-        )));
+        return Err(image_error(format!("format version {version} is not supported")));
     }
     let length = u64::from_le_bytes(header[12..20].try_into().expect("8 bytes"));
     if length != payload.len() as u64 {
-        return Err(image_error(format!(
-            "truncated or padded: header says {length} payload bytes, file has {}",
-            payload.len()
-        )));
+        return Err(image_error(format!("truncated or padded: header says {length} payload bytes, file has {}", payload.len())));
     }
     let checksum = u64::from_le_bytes(header[20..28].try_into().expect("8 bytes"));
     if checksum != fnv1a64(payload) {
@@ -216,8 +192,7 @@ pub fn decode(bytes: &[u8]) -> Result<SavedState> {
 }
 
 pub fn read(path: &Path) -> Result<SavedState> {
-    let bytes =
-        fs::read(path).map_err(|e| image_error(format!("cannot read {}: {e}", path.display())))?;
+    let bytes = fs::read(path).map_err(|e| image_error(format!("cannot read {}: {e}", path.display())))?;
     decode(&bytes)
 }
 
@@ -227,12 +202,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     // Distinguishes concurrent writers within this process; the pid covers other processes.
     static SEQUENCE: AtomicU64 = AtomicU64::new(0);
 
-    let name = path.file_name().ok_or_else(|| {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "the image path has no file name",
-        )
-    })?;
+    let name = path.file_name().ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "the image path has no file name"))?;
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
@@ -240,11 +210,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     fs::create_dir_all(dir)?;
     let mut temp_name = std::ffi::OsString::from(".");
     temp_name.push(name);
-    temp_name.push(format!(
-        ".tmp-{}-{}",
-        std::process::id(),
-        SEQUENCE.fetch_add(1, Ordering::Relaxed)
-    ));
+    temp_name.push(format!(".tmp-{}-{}", std::process::id(), SEQUENCE.fetch_add(1, Ordering::Relaxed)));
     let temp = dir.join(temp_name);
 
     let written = (|| {

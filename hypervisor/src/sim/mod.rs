@@ -22,8 +22,8 @@ pub use config::SimConfig;
 pub use domain::{HEARTBEAT_PERIOD_NS, MAX_VCPUS};
 
 use crate::{
-    DiskConfig, DomId, DomainConfig, DomainEvent, DomainInfo, HostInfo, Hypervisor,
-    HypervisorError, NicConfig, Result, RunState, ShutdownReason,
+    DiskConfig, DomId, DomainConfig, DomainEvent, DomainInfo, HostInfo, Hypervisor, HypervisorError, NicConfig, Result, RunState,
+    ShutdownReason,
 };
 use domain::{validate_config, validate_disk, validate_nic, Domain};
 use parking_lot::Mutex;
@@ -55,21 +55,15 @@ struct State {
 
 impl State {
     fn get(&self, uuid: Uuid) -> Result<&Domain> {
-        self.domains
-            .get(&uuid)
-            .ok_or(HypervisorError::NoSuchDomain(uuid))
+        self.domains.get(&uuid).ok_or(HypervisorError::NoSuchDomain(uuid))
     }
 
     fn get_mut(&mut self, uuid: Uuid) -> Result<&mut Domain> {
-        self.domains
-            .get_mut(&uuid)
-            .ok_or(HypervisorError::NoSuchDomain(uuid))
+        self.domains.get_mut(&uuid).ok_or(HypervisorError::NoSuchDomain(uuid))
     }
 
     fn available(&self, host: &SimConfig) -> u64 {
-        host.memory_total
-            .saturating_sub(host.dom0_memory)
-            .saturating_sub(self.reserved)
+        host.memory_total.saturating_sub(host.dom0_memory).saturating_sub(self.reserved)
     }
 
     fn check_new(&self, config: &DomainConfig, host: &SimConfig) -> Result<()> {
@@ -78,10 +72,7 @@ impl State {
         }
         let available = self.available(host);
         if config.memory_static_max > available {
-            return Err(HypervisorError::NotEnoughMemory {
-                needed: config.memory_static_max,
-                available,
-            });
+            return Err(HypervisorError::NotEnoughMemory { needed: config.memory_static_max, available });
         }
         Ok(())
     }
@@ -90,9 +81,7 @@ impl State {
     /// actually comes into being.
     fn allocate_domid(&mut self) -> Result<DomId> {
         let domid = self.next_domid;
-        self.next_domid = domid
-            .checked_add(1)
-            .ok_or_else(|| HypervisorError::Backend("domids are exhausted".into()))?;
+        self.next_domid = domid.checked_add(1).ok_or_else(|| HypervisorError::Backend("domids are exhausted".into()))?;
         Ok(domid)
     }
 
@@ -128,12 +117,7 @@ impl SimHypervisor {
         SimHypervisor {
             config,
             clock,
-            state: Mutex::new(State {
-                domains: HashMap::new(),
-                next_domid: 1,
-                reserved: 0,
-                events: sender,
-            }),
+            state: Mutex::new(State { domains: HashMap::new(), next_domid: 1, reserved: 0, events: sender }),
             events: Mutex::new(Some(receiver)),
         }
     }
@@ -144,10 +128,7 @@ impl SimHypervisor {
 
     /// Where a VM's suspend image goes when the caller has no better place.
     pub fn suspend_image_path(&self, uuid: Uuid) -> PathBuf {
-        self.config
-            .state_dir
-            .join("suspend")
-            .join(format!("{uuid}.img"))
+        self.config.state_dir.join("suspend").join(format!("{uuid}.img"))
     }
 
     /// The counter the simulated guest advances while it runs (see [`HEARTBEAT_PERIOD_NS`]).
@@ -167,10 +148,7 @@ impl SimHypervisor {
             let domain = state.get(uuid)?;
             // A paused guest cannot see the request, so waiting would be certain to time out.
             if domain.state != RunState::Running {
-                return Err(HypervisorError::BadState {
-                    uuid,
-                    state: domain.state,
-                });
+                return Err(HypervisorError::BadState { uuid, state: domain.state });
             }
             domain.domid
         };
@@ -191,14 +169,11 @@ impl SimHypervisor {
     fn after_answer(state: &State, uuid: Uuid, domid: DomId, timeout_secs: u64) -> Result<Answer> {
         match state.domains.get(&uuid) {
             None => Ok(Answer::Gone),
-            Some(d) if d.domid != domid => Err(HypervisorError::Backend(format!(
-                "domain {domid} of VM {uuid} was replaced by domain {} during the request",
-                d.domid
-            ))),
-            // Paused before it could act on the request: to the caller, that is no answer.
-            Some(d) if d.state == RunState::Paused => {
-                Err(HypervisorError::ShutdownTimeout(timeout_secs))
+            Some(d) if d.domid != domid => {
+                Err(HypervisorError::Backend(format!("domain {domid} of VM {uuid} was replaced by domain {} during the request", d.domid)))
             }
+            // Paused before it could act on the request: to the caller, that is no answer.
+            Some(d) if d.state == RunState::Paused => Err(HypervisorError::ShutdownTimeout(timeout_secs)),
             Some(_) => Ok(Answer::Answered),
         }
     }
@@ -240,13 +215,7 @@ impl Hypervisor for SimHypervisor {
         let mut state = self.state.lock();
         state.check_new(config, &self.config)?;
         let domid = state.allocate_domid()?;
-        let domain = Domain::boot(
-            config,
-            domid,
-            paused,
-            self.clock.monotonic_ns(),
-            self.clock.unix_secs(),
-        );
+        let domain = Domain::boot(config, domid, paused, self.clock.monotonic_ns(), self.clock.unix_secs());
         state.insert(domain);
         tracing::info!(uuid = %config.uuid, domid, paused, "sim: domain started");
         Ok(domid)
@@ -264,9 +233,7 @@ impl Hypervisor for SimHypervisor {
 
     fn hard_shutdown(&self, uuid: Uuid) -> Result<()> {
         let mut state = self.state.lock();
-        let domain = state
-            .remove(uuid)
-            .ok_or(HypervisorError::NoSuchDomain(uuid))?;
+        let domain = state.remove(uuid).ok_or(HypervisorError::NoSuchDomain(uuid))?;
         tracing::info!(%uuid, domid = domain.domid, "sim: domain destroyed");
         Ok(())
     }
@@ -288,10 +255,7 @@ impl Hypervisor for SimHypervisor {
         let now = self.clock.monotonic_ns();
         let domain = state.get_mut(uuid)?;
         if domain.state != RunState::Running {
-            return Err(HypervisorError::BadState {
-                uuid,
-                state: domain.state,
-            });
+            return Err(HypervisorError::BadState { uuid, state: domain.state });
         }
         domain.pause(now);
         Ok(())
@@ -302,10 +266,7 @@ impl Hypervisor for SimHypervisor {
         let now = self.clock.monotonic_ns();
         let domain = state.get_mut(uuid)?;
         if domain.state != RunState::Paused {
-            return Err(HypervisorError::BadState {
-                uuid,
-                state: domain.state,
-            });
+            return Err(HypervisorError::BadState { uuid, state: domain.state });
         }
         domain.unpause(now);
         Ok(())
@@ -313,10 +274,7 @@ impl Hypervisor for SimHypervisor {
 
     fn suspend(&self, uuid: Uuid, image: &Path) -> Result<()> {
         if image.file_name().is_none() {
-            return Err(HypervisorError::Invalid(format!(
-                "suspend image path {} names no file",
-                image.display()
-            )));
+            return Err(HypervisorError::Invalid(format!("suspend image path {} names no file", image.display())));
         }
         let mut state = self.state.lock();
         let domain = state.get(uuid)?;
@@ -325,9 +283,7 @@ impl Hypervisor for SimHypervisor {
         // The lock stays held across the write so that no other call can change the guest
         // between the snapshot and its end. The image is a few hundred bytes: the cost is one
         // small fsync.
-        image::write_atomic(image, &bytes).map_err(|e| {
-            HypervisorError::Image(format!("cannot write {}: {e}", image.display()))
-        })?;
+        image::write_atomic(image, &bytes).map_err(|e| HypervisorError::Image(format!("cannot write {}: {e}", image.display())))?;
         state.remove(uuid);
         tracing::info!(%uuid, domid, image = %image.display(), "sim: domain suspended");
         Ok(())
@@ -354,10 +310,7 @@ impl Hypervisor for SimHypervisor {
         let mut state = self.state.lock();
         let domain = state.get_mut(uuid)?;
         if target == 0 || target > domain.memory_static_max {
-            return Err(HypervisorError::Invalid(format!(
-                "memory target {target} is outside 1..={}",
-                domain.memory_static_max
-            )));
+            return Err(HypervisorError::Invalid(format!("memory target {target} is outside 1..={}", domain.memory_static_max)));
         }
         // The sim balloon driver reaches its target at once; the reservation is untouched.
         domain.memory_target = target;
@@ -369,10 +322,7 @@ impl Hypervisor for SimHypervisor {
         let now = self.clock.monotonic_ns();
         let domain = state.get_mut(uuid)?;
         if vcpus == 0 || vcpus > domain.vcpus_max {
-            return Err(HypervisorError::Invalid(format!(
-                "{vcpus} vCPUs is outside 1..={}",
-                domain.vcpus_max
-            )));
+            return Err(HypervisorError::Invalid(format!("{vcpus} vCPUs is outside 1..={}", domain.vcpus_max)));
         }
         domain.set_vcpus(vcpus, now);
         Ok(())
@@ -383,9 +333,7 @@ impl Hypervisor for SimHypervisor {
         let mut state = self.state.lock();
         let domain = state.get_mut(uuid)?;
         if domain.disks.iter().any(|d| d.device == disk.device) {
-            return Err(HypervisorError::DeviceExists {
-                device: disk.device.clone(),
-            });
+            return Err(HypervisorError::DeviceExists { device: disk.device.clone() });
         }
         domain.disks.push(disk.clone());
         Ok(())
@@ -398,9 +346,7 @@ impl Hypervisor for SimHypervisor {
             .disks
             .iter()
             .position(|d| d.device == device)
-            .ok_or_else(|| HypervisorError::NoSuchDevice {
-                device: device.to_owned(),
-            })?;
+            .ok_or_else(|| HypervisorError::NoSuchDevice { device: device.to_owned() })?;
         domain.disks.remove(index);
         Ok(())
     }
@@ -410,9 +356,7 @@ impl Hypervisor for SimHypervisor {
         let mut state = self.state.lock();
         let domain = state.get_mut(uuid)?;
         if domain.nics.iter().any(|n| n.device == nic.device) {
-            return Err(HypervisorError::DeviceExists {
-                device: nic.device.clone(),
-            });
+            return Err(HypervisorError::DeviceExists { device: nic.device.clone() });
         }
         domain.nics.push(nic.clone());
         Ok(())
@@ -425,26 +369,19 @@ impl Hypervisor for SimHypervisor {
             .nics
             .iter()
             .position(|n| n.device == device)
-            .ok_or_else(|| HypervisorError::NoSuchDevice {
-                device: device.to_owned(),
-            })?;
+            .ok_or_else(|| HypervisorError::NoSuchDevice { device: device.to_owned() })?;
         domain.nics.remove(index);
         Ok(())
     }
 
     fn send_sysrq(&self, uuid: Uuid, key: char) -> Result<()> {
         if !(key.is_ascii_lowercase() || key.is_ascii_digit()) {
-            return Err(HypervisorError::Invalid(format!(
-                "{key:?} is not a SysRq key"
-            )));
+            return Err(HypervisorError::Invalid(format!("{key:?} is not a SysRq key")));
         }
         let mut state = self.state.lock();
         let domain = state.get(uuid)?;
         if domain.state != RunState::Running {
-            return Err(HypervisorError::BadState {
-                uuid,
-                state: domain.state,
-            });
+            return Err(HypervisorError::BadState { uuid, state: domain.state });
         }
         let reason = match key {
             'o' => ShutdownReason::Poweroff,
@@ -459,11 +396,7 @@ impl Hypervisor for SimHypervisor {
         state.remove(uuid);
         tracing::info!(%uuid, domid, ?reason, "sim: guest ended itself on SysRq {key}");
         // A dropped receiver means nobody listens for events; the domain has ended regardless.
-        let _ = state.events.send(DomainEvent::Shutdown {
-            uuid,
-            domid,
-            reason,
-        });
+        let _ = state.events.send(DomainEvent::Shutdown { uuid, domid, reason });
         Ok(())
     }
 

@@ -40,12 +40,7 @@ fn disk(device: &str) -> DiskConfig {
 }
 
 fn nic(device: &str) -> NicConfig {
-    NicConfig {
-        device: device.into(),
-        mac: format!("00:16:3e:00:00:0{device}"),
-        bridge: "xenbr0".into(),
-        mtu: 1500,
-    }
+    NicConfig { device: device.into(), mac: format!("00:16:3e:00:00:0{device}"), bridge: "xenbr0".into(), mtu: 1500 }
 }
 
 fn vm(memory: u64) -> DomainConfig {
@@ -91,13 +86,7 @@ fn a_domain_that_does_not_fit_is_refused_and_nothing_changes() {
     assert_eq!(hv.host_info().memory_free, GIB);
 
     let b = vm(2 * GIB);
-    assert_eq!(
-        hv.start(&b, false),
-        Err(E::NotEnoughMemory {
-            needed: 2 * GIB,
-            available: GIB
-        })
-    );
+    assert_eq!(hv.start(&b, false), Err(E::NotEnoughMemory { needed: 2 * GIB, available: GIB }));
     assert_eq!(hv.host_info().memory_free, GIB);
     assert_eq!(hv.list().len(), 1);
     assert!(hv.info(b.uuid).is_none());
@@ -106,13 +95,7 @@ fn a_domain_that_does_not_fit_is_refused_and_nothing_changes() {
     let c = vm(GIB);
     assert_eq!(hv.start(&c, false), Ok(2));
     assert_eq!(hv.host_info().memory_free, 0);
-    assert_eq!(
-        hv.start(&vm(1), false),
-        Err(E::NotEnoughMemory {
-            needed: 1,
-            available: 0
-        })
-    );
+    assert_eq!(hv.start(&vm(1), false), Err(E::NotEnoughMemory { needed: 1, available: 0 }));
 
     hv.hard_shutdown(a.uuid).unwrap();
     assert_eq!(hv.host_info().memory_free, 2 * GIB);
@@ -129,14 +112,8 @@ fn ballooning_changes_actual_memory_but_not_the_reservation() {
     assert_eq!(info.memory_reserved, 2 * GIB);
     assert_eq!(hv.host_info().memory_free, 5 * GIB);
 
-    assert!(matches!(
-        hv.set_memory_target(a.uuid, 0),
-        Err(E::Invalid(_))
-    ));
-    assert!(matches!(
-        hv.set_memory_target(a.uuid, 2 * GIB + 1),
-        Err(E::Invalid(_))
-    ));
+    assert!(matches!(hv.set_memory_target(a.uuid, 0), Err(E::Invalid(_))));
+    assert!(matches!(hv.set_memory_target(a.uuid, 2 * GIB + 1), Err(E::Invalid(_))));
     assert_eq!(hv.info(a.uuid).unwrap().memory_actual, 512 * MIB);
     hv.set_memory_target(a.uuid, 2 * GIB).unwrap();
     assert_eq!(hv.info(a.uuid).unwrap().memory_actual, 2 * GIB);
@@ -173,10 +150,7 @@ fn start_refuses_a_live_uuid_and_unknown_uuids_are_reported() {
     assert_eq!(hv.reboot(ghost, false, 1), Err(E::NoSuchDomain(ghost)));
     assert_eq!(hv.pause(ghost), Err(E::NoSuchDomain(ghost)));
     assert_eq!(hv.set_vcpus(ghost, 1), Err(E::NoSuchDomain(ghost)));
-    assert_eq!(
-        hv.attach_disk(ghost, &disk("xvdb")),
-        Err(E::NoSuchDomain(ghost))
-    );
+    assert_eq!(hv.attach_disk(ghost, &disk("xvdb")), Err(E::NoSuchDomain(ghost)));
     assert_eq!(hv.send_sysrq(ghost, 'o'), Err(E::NoSuchDomain(ghost)));
     assert!(hv.info(ghost).is_none());
 }
@@ -184,22 +158,12 @@ fn start_refuses_a_live_uuid_and_unknown_uuids_are_reported() {
 #[test]
 fn vcpu_limits_are_enforced() {
     let hv = sim(16 * GIB);
-    let with = |max: u32, startup: u32| DomainConfig {
-        vcpus_max: max,
-        vcpus_at_startup: startup,
-        ..vm(GIB)
-    };
+    let with = |max: u32, startup: u32| DomainConfig { vcpus_max: max, vcpus_at_startup: startup, ..vm(GIB) };
     assert!(matches!(hv.start(&with(0, 0), false), Err(E::Invalid(_))));
     assert!(matches!(hv.start(&with(2, 3), false), Err(E::Invalid(_))));
     assert!(matches!(hv.start(&with(2, 0), false), Err(E::Invalid(_))));
-    assert!(matches!(
-        hv.start(&with(MAX_VCPUS + 1, 1), false),
-        Err(E::Invalid(_))
-    ));
-    assert_eq!(
-        hv.start(&with(9, 1), false),
-        Err(E::NotEnoughPcpus { vcpus: 9, pcpus: 8 })
-    );
+    assert!(matches!(hv.start(&with(MAX_VCPUS + 1, 1), false), Err(E::Invalid(_))));
+    assert_eq!(hv.start(&with(9, 1), false), Err(E::NotEnoughPcpus { vcpus: 9, pcpus: 8 }));
     assert!(hv.list().is_empty());
 
     let a = with(8, 1);
@@ -215,52 +179,18 @@ fn vcpu_limits_are_enforced() {
 fn malformed_configs_are_refused() {
     let hv = sim(16 * GIB);
     let cases = [
-        DomainConfig {
-            memory_target: 0,
-            ..vm(GIB)
-        },
-        DomainConfig {
-            memory_target: GIB + 1,
-            ..vm(GIB)
-        },
-        DomainConfig {
-            memory_static_max: 0,
-            memory_target: 0,
-            ..vm(GIB)
-        },
-        DomainConfig {
-            uuid: Uuid::nil(),
-            ..vm(GIB)
-        },
-        DomainConfig {
-            disks: vec![disk("xvda"), disk("xvda")],
-            ..vm(GIB)
-        },
-        DomainConfig {
-            disks: vec![disk("")],
-            ..vm(GIB)
-        },
-        DomainConfig {
-            nics: vec![nic("0"), nic("0")],
-            ..vm(GIB)
-        },
-        DomainConfig {
-            nics: vec![nic("eth0")],
-            ..vm(GIB)
-        },
-        DomainConfig {
-            nics: vec![NicConfig {
-                mac: "nonsense".into(),
-                ..nic("0")
-            }],
-            ..vm(GIB)
-        },
+        DomainConfig { memory_target: 0, ..vm(GIB) },
+        DomainConfig { memory_target: GIB + 1, ..vm(GIB) },
+        DomainConfig { memory_static_max: 0, memory_target: 0, ..vm(GIB) },
+        DomainConfig { uuid: Uuid::nil(), ..vm(GIB) },
+        DomainConfig { disks: vec![disk("xvda"), disk("xvda")], ..vm(GIB) },
+        DomainConfig { disks: vec![disk("")], ..vm(GIB) },
+        DomainConfig { nics: vec![nic("0"), nic("0")], ..vm(GIB) },
+        DomainConfig { nics: vec![nic("eth0")], ..vm(GIB) },
+        DomainConfig { nics: vec![NicConfig { mac: "nonsense".into(), ..nic("0") }], ..vm(GIB) },
     ];
     for config in cases {
-        assert!(
-            matches!(hv.start(&config, false), Err(E::Invalid(_))),
-            "{config:?}"
-        );
+        assert!(matches!(hv.start(&config, false), Err(E::Invalid(_))), "{config:?}");
     }
     assert!(hv.list().is_empty());
     assert_eq!(hv.start(&vm(GIB), false), Ok(1));
@@ -271,22 +201,10 @@ fn pause_and_unpause_check_the_state() {
     let hv = sim(16 * GIB);
     let a = vm(GIB);
     hv.start(&a, false).unwrap();
-    assert_eq!(
-        hv.unpause(a.uuid),
-        Err(E::BadState {
-            uuid: a.uuid,
-            state: RunState::Running
-        })
-    );
+    assert_eq!(hv.unpause(a.uuid), Err(E::BadState { uuid: a.uuid, state: RunState::Running }));
     hv.pause(a.uuid).unwrap();
     assert_eq!(hv.info(a.uuid).unwrap().state, RunState::Paused);
-    assert_eq!(
-        hv.pause(a.uuid),
-        Err(E::BadState {
-            uuid: a.uuid,
-            state: RunState::Paused
-        })
-    );
+    assert_eq!(hv.pause(a.uuid), Err(E::BadState { uuid: a.uuid, state: RunState::Paused }));
     hv.unpause(a.uuid).unwrap();
     assert_eq!(hv.info(a.uuid).unwrap().state, RunState::Running);
 
@@ -318,14 +236,8 @@ fn cpu_time_accrues_per_online_vcpu_only_while_running() {
 
     // An offlined vCPU comes back with the time it had.
     hv.set_vcpus(a.uuid, 2).unwrap();
-    assert_eq!(
-        hv.info(a.uuid).unwrap().vcpu_time_ns,
-        vec![3 * SEC, 2 * SEC]
-    );
-    assert_eq!(
-        hv.guest_heartbeat(a.uuid),
-        Some(3 * SEC / HEARTBEAT_PERIOD_NS)
-    );
+    assert_eq!(hv.info(a.uuid).unwrap().vcpu_time_ns, vec![3 * SEC, 2 * SEC]);
+    assert_eq!(hv.guest_heartbeat(a.uuid), Some(3 * SEC / HEARTBEAT_PERIOD_NS));
 
     let b = vm(GIB);
     hv.start(&b, true).unwrap();
@@ -355,11 +267,7 @@ fn suspend_and_resume_keep_the_guest_state() {
     let dir = tempfile::tempdir().unwrap();
     let image = dir.path().join("nested/suspend/guest.img");
     let (hv, clock) = manual_sim(host(8 * GIB));
-    let a = DomainConfig {
-        vcpus_max: 4,
-        vcpus_at_startup: 2,
-        ..vm(2 * GIB)
-    };
+    let a = DomainConfig { vcpus_max: 4, vcpus_at_startup: 2, ..vm(2 * GIB) };
     let first = hv.start(&a, false).unwrap();
     hv.attach_disk(a.uuid, &disk("xvdb")).unwrap();
     hv.attach_nic(a.uuid, &nic("1")).unwrap();
@@ -377,20 +285,13 @@ fn suspend_and_resume_keep_the_guest_state() {
     assert_eq!(hv.host_info().memory_free, 7 * GIB);
     let bytes = std::fs::read(&image).unwrap();
     assert_eq!(&bytes[..8], b"XCSIMSAV");
-    assert_eq!(
-        std::fs::read_dir(image.parent().unwrap()).unwrap().count(),
-        1,
-        "temp file left"
-    );
+    assert_eq!(std::fs::read_dir(image.parent().unwrap()).unwrap().count(), 1, "temp file left");
 
     // Time spent suspended is not guest time.
     clock.advance(Duration::from_secs(60));
     let second = hv.resume(&a, &image, true).unwrap();
     assert!(second > first);
-    assert!(
-        image.exists(),
-        "resume must leave the image for the model to remove"
-    );
+    assert!(image.exists(), "resume must leave the image for the model to remove");
     let after = hv.info(a.uuid).unwrap();
     assert_eq!(after.state, RunState::Paused);
     assert_eq!(after.vcpu_time_ns, before.vcpu_time_ns);
@@ -405,10 +306,7 @@ fn suspend_and_resume_keep_the_guest_state() {
 
     hv.unpause(a.uuid).unwrap();
     clock.advance(Duration::from_secs(1));
-    assert_eq!(
-        hv.info(a.uuid).unwrap().vcpu_time_ns,
-        vec![5 * SEC, 5 * SEC, 2 * SEC]
-    );
+    assert_eq!(hv.info(a.uuid).unwrap().vcpu_time_ns, vec![5 * SEC, 5 * SEC, 2 * SEC]);
     assert_eq!(hv.guest_heartbeat(a.uuid), Some(heartbeat + 1000));
 
     assert_eq!(hv.resume(&a, &image, false), Err(E::DomainExists(a.uuid)));
@@ -446,22 +344,14 @@ fn bad_images_are_refused_and_nothing_changes() {
         dir.path().join("missing.img"),
     ];
     for path in &bad {
-        assert!(
-            is_image_error(hv.resume(&a, path, false)),
-            "{}",
-            path.display()
-        );
+        assert!(is_image_error(hv.resume(&a, path, false)), "{}", path.display());
     }
 
     // A sound image of another VM is still the wrong image.
     let other = vm(GIB);
     assert!(is_image_error(hv.resume(&other, &good, false)));
     // The VM's limits shrank below what the guest was saved with.
-    let shrunk = DomainConfig {
-        memory_static_max: GIB / 2,
-        memory_target: GIB / 2,
-        ..a.clone()
-    };
+    let shrunk = DomainConfig { memory_static_max: GIB / 2, memory_target: GIB / 2, ..a.clone() };
     assert!(is_image_error(hv.resume(&shrunk, &good, false)));
 
     assert!(hv.list().is_empty());
@@ -479,21 +369,12 @@ fn a_failed_suspend_keeps_the_domain_running() {
     let a = vm(GIB);
     hv.start(&a, false).unwrap();
 
-    assert!(matches!(
-        hv.suspend(a.uuid, &blocker.join("guest.img")),
-        Err(E::Image(_))
-    ));
-    assert!(matches!(
-        hv.suspend(a.uuid, Path::new("/")),
-        Err(E::Invalid(_))
-    ));
+    assert!(matches!(hv.suspend(a.uuid, &blocker.join("guest.img")), Err(E::Image(_))));
+    assert!(matches!(hv.suspend(a.uuid, Path::new("/")), Err(E::Invalid(_))));
     assert_eq!(hv.info(a.uuid).unwrap().state, RunState::Running);
     assert_eq!(hv.host_info().memory_free, 6 * GIB);
     let ghost = Uuid::new_v4();
-    assert_eq!(
-        hv.suspend(ghost, &dir.path().join("x.img")),
-        Err(E::NoSuchDomain(ghost))
-    );
+    assert_eq!(hv.suspend(ghost, &dir.path().join("x.img")), Err(E::NoSuchDomain(ghost)));
     assert!(!dir.path().join("x.img").exists());
 }
 
@@ -503,24 +384,13 @@ fn sysrq_o_b_c_end_the_domain_with_the_right_event() {
     let events = hv.take_events().unwrap();
     assert!(hv.take_events().is_none());
 
-    for (key, reason) in [
-        ('o', ShutdownReason::Poweroff),
-        ('b', ShutdownReason::Reboot),
-        ('c', ShutdownReason::Crash),
-    ] {
+    for (key, reason) in [('o', ShutdownReason::Poweroff), ('b', ShutdownReason::Reboot), ('c', ShutdownReason::Crash)] {
         let a = vm(2 * GIB);
         let domid = hv.start(&a, false).unwrap();
         assert_eq!(hv.host_info().memory_free, 5 * GIB);
         hv.send_sysrq(a.uuid, key).unwrap();
         let event = events.recv_timeout(Duration::from_secs(1)).unwrap();
-        assert_eq!(
-            event,
-            DomainEvent::Shutdown {
-                uuid: a.uuid,
-                domid,
-                reason
-            }
-        );
+        assert_eq!(event, DomainEvent::Shutdown { uuid: a.uuid, domid, reason });
         assert!(hv.info(a.uuid).is_none());
         assert_eq!(hv.host_info().memory_free, 7 * GIB);
     }
@@ -537,19 +407,10 @@ fn other_sysrq_keys_are_ignored_or_refused() {
         hv.send_sysrq(a.uuid, key).unwrap();
     }
     for key in ['O', '!', ' ', 'é'] {
-        assert!(
-            matches!(hv.send_sysrq(a.uuid, key), Err(E::Invalid(_))),
-            "{key:?}"
-        );
+        assert!(matches!(hv.send_sysrq(a.uuid, key), Err(E::Invalid(_))), "{key:?}");
     }
     hv.pause(a.uuid).unwrap();
-    assert_eq!(
-        hv.send_sysrq(a.uuid, 'o'),
-        Err(E::BadState {
-            uuid: a.uuid,
-            state: RunState::Paused
-        })
-    );
+    assert_eq!(hv.send_sysrq(a.uuid, 'o'), Err(E::BadState { uuid: a.uuid, state: RunState::Paused }));
     assert_eq!(hv.info(a.uuid).unwrap().state, RunState::Paused);
     // Requested operations are not events either.
     hv.unpause(a.uuid).unwrap();
@@ -560,20 +421,14 @@ fn other_sysrq_keys_are_ignored_or_refused() {
 
 #[test]
 fn a_slow_guest_times_out_and_keeps_running() {
-    let config = SimConfig {
-        clean_shutdown_delay: Duration::from_millis(1500),
-        ..host(8 * GIB)
-    };
+    let config = SimConfig { clean_shutdown_delay: Duration::from_millis(1500), ..host(8 * GIB) };
     let hv = sim_from(config);
     let a = vm(GIB);
     let domid = hv.start(&a, false).unwrap();
 
     let asked = Instant::now();
     assert_eq!(hv.clean_shutdown(a.uuid, 1), Err(E::ShutdownTimeout(1)));
-    assert!(
-        asked.elapsed() >= Duration::from_secs(1),
-        "the timeout must be waited out"
-    );
+    assert!(asked.elapsed() >= Duration::from_secs(1), "the timeout must be waited out");
     assert_eq!(hv.clean_shutdown(a.uuid, 0), Err(E::ShutdownTimeout(0)));
     assert_eq!(hv.reboot(a.uuid, true, 0), Err(E::ShutdownTimeout(0)));
     let info = hv.info(a.uuid).unwrap();
@@ -592,10 +447,7 @@ fn sim_from(config: SimConfig) -> SimHypervisor {
 #[test]
 fn a_guest_that_answers_in_time_shuts_down_without_blocking_others() {
     let delay = Duration::from_millis(300);
-    let config = SimConfig {
-        clean_shutdown_delay: delay,
-        ..host(8 * GIB)
-    };
+    let config = SimConfig { clean_shutdown_delay: delay, ..host(8 * GIB) };
     let hv = Arc::new(sim_from(config));
     let a = vm(GIB);
     let b = vm(GIB);
@@ -613,23 +465,14 @@ fn a_guest_that_answers_in_time_shuts_down_without_blocking_others() {
     let started = Instant::now();
     hv.pause(b.uuid).unwrap();
     assert_eq!(hv.list().len(), 2, "the guest has not answered yet");
-    assert!(
-        started.elapsed() < Duration::from_millis(150),
-        "the lock was held while waiting"
-    );
+    assert!(started.elapsed() < Duration::from_millis(150), "the lock was held while waiting");
 
     let waited = stopper.join().unwrap().unwrap();
     assert!(waited >= delay);
     assert!(hv.info(a.uuid).is_none());
     assert_eq!(hv.host_info().memory_free, 6 * GIB);
     // A paused guest cannot answer at all.
-    assert_eq!(
-        hv.clean_shutdown(b.uuid, 5),
-        Err(E::BadState {
-            uuid: b.uuid,
-            state: RunState::Paused
-        })
-    );
+    assert_eq!(hv.clean_shutdown(b.uuid, 5), Err(E::BadState { uuid: b.uuid, state: RunState::Paused }));
 }
 
 #[test]
@@ -667,44 +510,14 @@ fn devices_attach_and_detach_with_errors() {
     let a = vm(GIB);
     hv.start(&a, false).unwrap();
 
-    assert_eq!(
-        hv.attach_disk(a.uuid, &disk("xvda")),
-        Err(E::DeviceExists {
-            device: "xvda".into()
-        })
-    );
-    assert_eq!(
-        hv.attach_nic(a.uuid, &nic("0")),
-        Err(E::DeviceExists { device: "0".into() })
-    );
-    assert_eq!(
-        hv.detach_disk(a.uuid, "xvdz"),
-        Err(E::NoSuchDevice {
-            device: "xvdz".into()
-        })
-    );
-    assert_eq!(
-        hv.detach_nic(a.uuid, "7"),
-        Err(E::NoSuchDevice { device: "7".into() })
-    );
-    assert!(matches!(
-        hv.attach_disk(a.uuid, &disk("XVD B")),
-        Err(E::Invalid(_))
-    ));
-    assert!(matches!(
-        hv.attach_nic(a.uuid, &nic("01")),
-        Err(E::Invalid(_))
-    ));
+    assert_eq!(hv.attach_disk(a.uuid, &disk("xvda")), Err(E::DeviceExists { device: "xvda".into() }));
+    assert_eq!(hv.attach_nic(a.uuid, &nic("0")), Err(E::DeviceExists { device: "0".into() }));
+    assert_eq!(hv.detach_disk(a.uuid, "xvdz"), Err(E::NoSuchDevice { device: "xvdz".into() }));
+    assert_eq!(hv.detach_nic(a.uuid, "7"), Err(E::NoSuchDevice { device: "7".into() }));
+    assert!(matches!(hv.attach_disk(a.uuid, &disk("XVD B")), Err(E::Invalid(_))));
+    assert!(matches!(hv.attach_nic(a.uuid, &nic("01")), Err(E::Invalid(_))));
 
-    hv.attach_disk(
-        a.uuid,
-        &DiskConfig {
-            kind: DiskKind::Cdrom,
-            path: None,
-            ..disk("hdc")
-        },
-    )
-    .unwrap();
+    hv.attach_disk(a.uuid, &DiskConfig { kind: DiskKind::Cdrom, path: None, ..disk("hdc") }).unwrap();
     hv.attach_disk(a.uuid, &disk("xvdb")).unwrap();
     hv.attach_nic(a.uuid, &nic("2")).unwrap();
     hv.attach_nic(a.uuid, &nic("1")).unwrap();
@@ -714,12 +527,7 @@ fn devices_attach_and_detach_with_errors() {
 
     hv.detach_disk(a.uuid, "hdc").unwrap();
     hv.detach_nic(a.uuid, "0").unwrap();
-    assert_eq!(
-        hv.detach_disk(a.uuid, "hdc"),
-        Err(E::NoSuchDevice {
-            device: "hdc".into()
-        })
-    );
+    assert_eq!(hv.detach_disk(a.uuid, "hdc"), Err(E::NoSuchDevice { device: "hdc".into() }));
     let info = hv.info(a.uuid).unwrap();
     assert_eq!(info.disks, vec!["xvda", "xvdb"]);
     assert_eq!(info.nics, vec!["2", "1"]);
@@ -771,10 +579,7 @@ fn concurrent_lifecycles_stay_consistent() {
     let mut all = Vec::new();
     for worker in workers {
         let domids = worker.join().unwrap();
-        assert!(
-            domids.windows(2).all(|w| w[0] < w[1]),
-            "domids went backwards: {domids:?}"
-        );
+        assert!(domids.windows(2).all(|w| w[0] < w[1]), "domids went backwards: {domids:?}");
         all.extend(domids);
     }
     let distinct: HashSet<DomId> = all.iter().copied().collect();
