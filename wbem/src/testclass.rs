@@ -39,6 +39,7 @@ struct Changes {
 struct Shared {
     count: u32,
     changes: RwLock<Changes>,
+    created: CimDateTime,
 }
 
 /// Serves N test elements and their ring of associations.
@@ -68,7 +69,7 @@ impl Shared {
         let text = changes.text.get(&id).cloned().unwrap_or_else(|| format!("test element {n}"));
         let state = changes.state.get(&id).copied().unwrap_or(if n.is_multiple_of(2) { 2 } else { 3 });
         drop(changes);
-        let created = CimDateTime::parse("20240101120000.000000+000").ok()?;
+        let created = self.created.clone();
         Some(
             Instance::new(ELEMENT_CLASS)
                 .with("InstanceID", id.as_str())
@@ -103,7 +104,8 @@ impl Shared {
 
 impl TestProvider {
     pub fn new(count: u32) -> TestProvider {
-        TestProvider { shared: Arc::new(Shared { count, changes: RwLock::new(Changes::default()) }) }
+        let created = CimDateTime::parse("20240101120000.000000+000").expect("a valid timestamp");
+        TestProvider { shared: Arc::new(Shared { count, changes: RwLock::new(Changes::default()), created }) }
     }
 
     fn id_of(path: &ObjectPath) -> Result<String, CimError> {

@@ -5,8 +5,12 @@ use std::cmp::Ordering;
 
 /// Case-insensitive equality of two CIM names (class, property, qualifier, key or parameter names).
 pub fn names_equal(a: &str, b: &str) -> bool {
+    // The common cases first: equal up to ASCII case, or different ASCII names.
+    if a.eq_ignore_ascii_case(b) {
+        return true;
+    }
     if a.is_ascii() && b.is_ascii() {
-        return a.eq_ignore_ascii_case(b);
+        return false;
     }
     a.chars().flat_map(char::to_lowercase).eq(b.chars().flat_map(char::to_lowercase))
 }

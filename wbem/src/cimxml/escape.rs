@@ -5,10 +5,30 @@ fn is_xml_char(c: char) -> bool {
     matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..='\u{10FFFF}')
 }
 
+/// Bytes that send a string down the slow path: markup characters, controls, and 0xEF, the first
+/// byte of U+FFFE / U+FFFF (the slow path tells those from other characters starting with it).
+const fn special(attribute: bool) -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = attribute || (b != b'\t' as usize && b != b'\n' as usize);
+        b += 1;
+    }
+    t[b'&' as usize] = true;
+    t[b'<' as usize] = true;
+    t[b'>' as usize] = true;
+    t[b'\r' as usize] = true;
+    t[b'"' as usize] = attribute;
+    t[0xEF] = true;
+    t
+}
+
+const TEXT_SPECIAL: [bool; 256] = special(false);
+const ATTR_SPECIAL: [bool; 256] = special(true);
+
 fn needs_work(s: &str, attribute: bool) -> bool {
-    s.bytes()
-        .any(|b| matches!(b, b'&' | b'<' | b'>' | b'\r') || b < 0x20 && (attribute || b != b'\t' && b != b'\n') || b == b'"' && attribute)
-        || s.contains(['\u{FFFE}', '\u{FFFF}'])
+    let table = if attribute { &ATTR_SPECIAL } else { &TEXT_SPECIAL };
+    s.bytes().any(|b| table[b as usize])
 }
 
 fn push_escaped(out: &mut Vec<u8>, s: &str, attribute: bool) {

@@ -174,6 +174,7 @@ pub(crate) fn associator_instances(
     let paths = associator_paths(inner, ctx, object, filter)?;
     let inner2 = inner.clone();
     let ctx2 = ctx.clone();
+    let mut cache = super::params::ClassCache::default();
     Ok(Box::new(paths.filter_map(move |p| {
         let p = match p {
             Ok(p) => p,
@@ -182,7 +183,7 @@ pub(crate) fn associator_instances(
         match fetch_anywhere(&inner2, &ctx2, &p) {
             Ok(i) => {
                 let ns = p.namespace.clone().unwrap_or_else(|| ctx2.namespace.clone());
-                Some(inner2.shape(&ns, i, &opts))
+                Some(inner2.shape_cached(&ns, i, &opts, &mut cache))
             }
             Err(e) if e.status == CimStatus::NotFound => None,
             Err(e) => Some(Err(e)),
@@ -201,7 +202,8 @@ pub(crate) fn reference_instances(
     let refs = references(inner, ctx, object, filter)?;
     let inner2 = inner.clone();
     let ns = ctx.namespace.clone();
-    Ok(Box::new(refs.map(move |i| inner2.shape(&ns, i?, &opts))))
+    let mut cache = super::params::ClassCache::default();
+    Ok(Box::new(refs.map(move |i| inner2.shape_cached(&ns, i?, &opts, &mut cache))))
 }
 
 /// The association paths.

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use super::out::Out;
-use super::params::{check_known, required_class, required_instance_name, InstanceOptions};
+use super::params::{check_known, required_class, required_instance_name, ClassCache, InstanceOptions};
 use super::{CallError, Inner};
 use crate::cim::{names_equal, CimError, CimStatus, Instance, ObjectPath};
 use crate::cimxml::{IntrinsicCall, ObjectOptions};
@@ -160,8 +160,9 @@ pub fn enumerate_instances(inner: &Arc<Inner>, ctx: &OpContext, call: &Intrinsic
     let source = instances_of(inner, ctx, &class)?;
     let oo = object_options(&opts);
     out.writer.begin_return_value();
+    let mut cache = ClassCache::default();
     for item in source {
-        let instance = inner.shape(&ctx.namespace, item?, &opts)?;
+        let instance = inner.shape_cached(&ctx.namespace, item?, &opts, &mut cache)?;
         out.writer.named_instance(&instance, &oo);
         out.maybe_flush()?;
     }
@@ -289,12 +290,13 @@ pub(crate) fn query_source(inner: &Arc<Inner>, ctx: &OpContext, query: Query, op
     let source = instances_of(inner, ctx, &query.from_class)?;
     let inner2 = inner.clone();
     let ns = ctx.namespace.clone();
+    let mut cache = ClassCache::default();
     Ok(Box::new(source.filter_map(move |item| {
         let instance = match item {
             Ok(i) => i,
             Err(e) => return Some(Err(e)),
         };
-        let shaped = match inner2.shape(&ns, instance, &opts) {
+        let shaped = match inner2.shape_cached(&ns, instance, &opts, &mut cache) {
             Ok(i) => i,
             Err(e) => return Some(Err(e)),
         };

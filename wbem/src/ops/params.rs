@@ -3,6 +3,8 @@
 
 use crate::cim::{names_equal, CimError, CimValue, Class, Instance, KeyValue, ObjectPath, Property};
 use crate::cimxml::IntrinsicCall;
+use crate::mof::Repository;
+use std::sync::Arc;
 
 use super::Inner;
 
@@ -26,6 +28,43 @@ pub fn required_class(call: &IntrinsicCall, name: &str) -> Result<String, CimErr
 
 pub fn required_instance_name(call: &IntrinsicCall, name: &str) -> Result<ObjectPath, CimError> {
     call.instance_name_param(name)?.ok_or_else(|| CimError::invalid_parameter(format!("{} needs the {name} parameter", call.name)))
+}
+
+/// Classes already looked up during one operation, by the spelling the instances use.
+#[derive(Default)]
+pub struct ClassCache {
+    entries: Vec<(String, String, Option<Arc<Class>>)>,
+    last_layout: Option<(String, Vec<String>, Arc<Vec<Option<usize>>>)>,
+}
+
+impl ClassCache {
+    pub fn get(&mut self, repo: &Repository, ns: &str, name: &str) -> Option<Arc<Class>> {
+        if let Some((_, _, c)) = self.entries.iter().find(|(n, c, _)| n == ns && c == name) {
+            return c.clone();
+        }
+        let found = repo.get_class(ns, name).map(|c| Arc::new(c.clone()));
+        // A handful of classes per operation; the bound only guards against pathological streams.
+        if self.entries.len() < 64 {
+            self.entries.push((ns.to_string(), name.to_string(), found.clone()));
+        }
+        found
+    }
+
+    /// For each property of `class`, the index of the provider's property of that name in
+    /// `given`. Instances of one class from one provider have the same property names in the
+    /// same order, so the answer for the previous instance is checked by exact comparison and
+    /// reused; only a different layout pays the case-insensitive matching.
+    pub fn layout(&mut self, class: &Class, given: &[Property]) -> Arc<Vec<Option<usize>>> {
+        if let Some((c, names, map)) = &self.last_layout {
+            if *c == class.name && names.len() == given.len() && names.iter().zip(given).all(|(n, p)| *n == p.name) {
+                return map.clone();
+            }
+        }
+        let map: Vec<Option<usize>> = class.properties.iter().map(|d| given.iter().position(|p| names_equal(&p.name, &d.name))).collect();
+        let map = Arc::new(map);
+        self.last_layout = Some((class.name.clone(), given.iter().map(|p| p.name.clone()).collect(), map.clone()));
+        map
+    }
 }
 
 /// How instances are shaped for the client.
@@ -118,27 +157,34 @@ impl Inner {
     /// Shapes an instance from a provider for the client: the class's properties in the class's
     /// order and types (NULL where the provider gave none), filtered by the options, with a full
     /// path in `ns`.
-    pub fn shape(&self, ns: &str, mut instance: Instance, opts: &InstanceOptions) -> Result<Instance, CimError> {
-        let Some(class) = self.repo.get_class(ns, &instance.class_name) else {
+    pub fn shape(&self, ns: &str, instance: Instance, opts: &InstanceOptions) -> Result<Instance, CimError> {
+        self.shape_cached(ns, instance, opts, &mut ClassCache::default())
+    }
+
+    /// [`Inner::shape`] for a stream of instances: the classes are looked up once.
+    pub fn shape_cached(&self, ns: &str, mut instance: Instance, opts: &InstanceOptions, cache: &mut ClassCache) -> Result<Instance, CimError> {
+        let Some(class) = cache.get(&self.repo, ns, &instance.class_name) else {
             // Nothing to shape against; the provider's instance goes out as it is.
             instance.retain_properties(opts.property_list.as_deref());
             return Ok(instance);
         };
         let mut path = match instance.path.take() {
             Some(p) => p,
-            None => instance.path_for(class, Some(ns))?,
+            None => instance.path_for(&class, Some(ns))?,
         };
         if path.namespace.is_none() {
             path.namespace = Some(ns.to_string());
         }
         let requested = match (&opts.requested_class, opts.deep_inheritance) {
-            (Some(r), false) if !names_equal(r, &class.name) => self.repo.get_class(ns, r),
+            (Some(r), false) if !names_equal(r, &class.name) => cache.get(&self.repo, ns, r),
             _ => None,
         };
-        let mut given = std::mem::take(&mut instance.properties);
+        let given = std::mem::take(&mut instance.properties);
+        let layout = cache.layout(&class, &given);
+        let mut slots: Vec<Option<Property>> = given.into_iter().map(Some).collect();
         let mut properties = Vec::with_capacity(class.properties.len());
-        for decl in &class.properties {
-            if let Some(r) = requested {
+        for (di, decl) in class.properties.iter().enumerate() {
+            if let Some(r) = &requested {
                 if r.property(&decl.name).is_none() {
                     continue;
                 }
@@ -151,10 +197,23 @@ impl Inner {
                     continue;
                 }
             }
-            let value = match given.iter().position(|p| names_equal(&p.name, &decl.name)) {
-                Some(i) => given.swap_remove(i).value,
-                None => None,
+            // The provider's property is reused (its name and value allocations with it).
+            let mut p = match layout[di].and_then(|gi| slots[gi].take()) {
+                Some(mut p) => {
+                    if p.name != decl.name {
+                        p.name.clone_from(&decl.name);
+                    }
+                    p.cim_type = decl.cim_type;
+                    p.is_array = decl.is_array;
+                    p.array_size = None;
+                    p.qualifiers.clear();
+                    p.class_origin = None;
+                    p.propagated = false;
+                    p
+                }
+                None => Property::null(decl.name.clone(), decl.cim_type, decl.is_array),
             };
+            let value = p.value.take();
             let value = match value {
                 Some(v) if v.cim_type() != decl.cim_type || v.is_array() != decl.is_array => {
                     match v.convert(decl.cim_type, decl.is_array) {
@@ -167,8 +226,7 @@ impl Inner {
                 }
                 v => v,
             };
-            let mut p = Property::null(decl.name.clone(), decl.cim_type, decl.is_array);
-            p.reference_class = decl.reference_class.clone();
+            p.reference_class.clone_from(&decl.reference_class);
             p.embedded_object = match &value {
                 Some(CimValue::Instance(_)) | Some(CimValue::Class(_)) => value.as_ref().and_then(CimValue::embedded_kind),
                 Some(CimValue::Array(a)) if a.values().any(|v| v.embedded_kind().is_some()) => {

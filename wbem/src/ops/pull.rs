@@ -18,7 +18,7 @@ use parking_lot::Mutex;
 use super::assoc::{associator_instances, associator_paths, reference_instances, reference_paths, AssocFilter};
 use super::instances::{instances_of, object_options, paths_of, query_source};
 use super::out::Out;
-use super::params::{check_known, required_class, required_instance_name, InstanceOptions};
+use super::params::{check_known, required_class, required_instance_name, ClassCache, InstanceOptions};
 use super::{CallError, Inner};
 use crate::cim::{CimError, CimStatus, Instance, ObjectPath};
 use crate::cimxml::{IntrinsicCall, ObjectOptions};
@@ -237,7 +237,8 @@ pub fn open(inner: &Arc<Inner>, ctx: &OpContext, call: &IntrinsicCall, out: &mut
             let source = instances_of(inner, ctx, &class)?;
             let inner2 = inner.clone();
             let ns2 = ns.clone();
-            let shaped = Box::new(source.map(move |i| inner2.shape(&ns2, i?, &opts)));
+            let mut cache = ClassCache::default();
+            let shaped = Box::new(source.map(move |i| inner2.shape_cached(&ns2, i?, &opts, &mut cache)));
             (Kind::InstancesWithPath, instance_items(shaped), oo, c)
         }
         "OpenEnumerateInstancePaths" => {
