@@ -20,7 +20,7 @@ fn start(state: &Path) -> Daemon {
     let child = Command::new(env!("CARGO_BIN_EXE_xencim"))
         .args(["serve", "--state-dir"])
         .arg(state)
-        .args(["--xenapi", "127.0.0.1:0", "--xenapi-tls", "127.0.0.1:0"])
+        .args(["--xenapi", "127.0.0.1:0", "--xenapi-tls", "127.0.0.1:0", "--cim-http", "127.0.0.1:0", "--cim-https", "127.0.0.1:0"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
