@@ -404,3 +404,28 @@ pub fn man(cmd: Command, dir: Option<&std::path::Path>) -> anyhow::Result<()> {
 pub fn completions(mut cmd: Command, shell: clap_complete::Shell) {
     clap_complete::generate(shell, &mut cmd, "xencim", &mut std::io::stdout());
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `augment` adds the connection options by name, so the list must name every verb.
+    #[test]
+    fn every_verb_takes_the_connection_options() {
+        let cmd = Verb::augment_subcommands(Command::new("xencim"));
+        let names: Vec<&str> = cmd.get_subcommands().map(|c| c.get_name()).collect();
+        assert_eq!(names, Verb::NAMES);
+        let cmd = augment(cmd);
+        for sub in cmd.get_subcommands() {
+            assert!(sub.get_arguments().any(|a| a.get_id() == "server"), "{}", sub.get_name());
+        }
+    }
+
+    #[test]
+    fn options_after_the_verb_win() {
+        let before = ConnArgs { server: Some("a".into()), user: Some("u".into()), insecure: true, ..ConnArgs::default() };
+        let after = ConnArgs { server: Some("b".into()), ..ConnArgs::default() };
+        let m = after.merged(&before);
+        assert_eq!((m.server.as_deref(), m.user.as_deref(), m.insecure), (Some("b"), Some("u"), true));
+    }
+}
