@@ -251,8 +251,13 @@ pub fn device_name(vbd_row: &Row) -> String {
     if !device.is_empty() {
         return device.to_owned();
     }
-    let n: u32 = vbd_row.str(vbd::USERDEVICE).parse().unwrap_or(0);
-    format!("xvd{}", char::from(b'a' + (n % 26) as u8))
+    let userdevice = vbd_row.str(vbd::USERDEVICE);
+    match userdevice.parse::<u32>() {
+        Ok(n) => format!("xvd{}", char::from(b'a' + (n % 26) as u8)),
+        // A device name given as userdevice (`xvdb`, `hdc`) is the device itself.
+        Err(_) if !userdevice.is_empty() => userdevice.to_owned(),
+        Err(_) => "xvda".to_owned(),
+    }
 }
 
 pub fn nic_config(data: &Data, vif_row: &Row) -> NicConfig {
