@@ -162,7 +162,13 @@ impl Inner {
     }
 
     /// [`Inner::shape`] for a stream of instances: the classes are looked up once.
-    pub fn shape_cached(&self, ns: &str, mut instance: Instance, opts: &InstanceOptions, cache: &mut ClassCache) -> Result<Instance, CimError> {
+    pub fn shape_cached(
+        &self,
+        ns: &str,
+        mut instance: Instance,
+        opts: &InstanceOptions,
+        cache: &mut ClassCache,
+    ) -> Result<Instance, CimError> {
         let Some(class) = cache.get(&self.repo, ns, &instance.class_name) else {
             // Nothing to shape against; the provider's instance goes out as it is.
             instance.retain_properties(opts.property_list.as_deref());

@@ -703,3 +703,72 @@ fn interop_namespace() {
     .unwrap();
     assert_eq!(referencing.len(), 1);
 }
+
+/// Records the parameters of the methods it runs.
+struct Recorder {
+    seen: Arc<parking_lot::Mutex<Vec<crate::provider::MethodParams>>>,
+}
+
+impl Provider for Recorder {
+    fn classes(&self) -> Vec<ProvidedClass> {
+        vec![ProvidedClass::new("root/virt", "Xen_VirtualSystemManagementService")]
+    }
+    fn invoke_method(
+        &self,
+        _ctx: &crate::provider::OpContext,
+        _target: &ObjectPath,
+        _method: &str,
+        params: &crate::provider::MethodParams,
+    ) -> Result<crate::provider::MethodOutput, crate::cim::CimError> {
+        self.seen.lock().push(params.clone());
+        let system = ObjectPath::new(Some("root/virt"), "Xen_ComputerSystem")
+            .with_key("CreationClassName", "Xen_ComputerSystem")
+            .with_key("Name", "u");
+        Ok(crate::provider::MethodOutput::returning(0u32).with_out("ResultingSystem", system).with_out("Undeclared", "dropped"))
+    }
+}
+
+#[test]
+fn embedded_instance_parameters_in_every_encoding() {
+    let svc = service();
+    let seen = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    svc.providers.register(Arc::new(Recorder { seen: seen.clone() })).unwrap();
+    let target = crate::cimxml::MethodTarget::Instance(
+        ObjectPath::new(Some("root/virt"), "Xen_VirtualSystemManagementService")
+            .with_key("CreationClassName", "Xen_VirtualSystemManagementService")
+            .with_key("Name", "vsms")
+            .with_key("SystemCreationClassName", "Xen_HostSystem")
+            .with_key("SystemName", "h"),
+    );
+    let vssd = Instance::new("Xen_VirtualSystemSettingData").with("ElementName", "vm1");
+    let escaped = crate::cimxml::write::embedded_text(&CimValue::Instance(Box::new(vssd.clone()))).unwrap();
+    let encodings: Vec<crate::cimxml::MethodParam> = vec![
+        crate::cimxml::MethodParam::typed("SystemSettings", CimValue::Instance(Box::new(vssd))),
+        crate::cimxml::MethodParam::new("SystemSettings", text(&escaped)),
+        crate::cimxml::MethodParam::new("SystemSettings", text("instance of Xen_VirtualSystemSettingData { ElementName = \"vm1\"; };")),
+    ];
+    for param in encodings {
+        let body = crate::cimxml::extrinsic_request("1", "DefineSystem", &target, &[param.clone()]);
+        let mut sink = VecSink::default();
+        svc.cimom.call(&admin(), &parse_request(&body).unwrap(), &mut sink).unwrap_or_else(|e| panic!("{param:?}: {e:?}"));
+        let got = seen.lock().pop().unwrap();
+        let i = got.get("SystemSettings").and_then(CimValue::as_instance).unwrap_or_else(|| panic!("{param:?}: {got:?}"));
+        assert_eq!(i.class_name, "Xen_VirtualSystemSettingData");
+        assert_eq!(i.value("ElementName"), Some(&CimValue::from("vm1")));
+        match parse_response(&sink.0).unwrap().body {
+            ResponseBody::Extrinsic { result: Ok(m), .. } => {
+                assert_eq!(m.params.len(), 1, "only declared output parameters go out");
+                assert!(matches!(&m.params[0].value, ParamValue::Value(CimValue::Reference(p)) if p.class_name == "Xen_ComputerSystem"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let body = crate::cimxml::extrinsic_request(
+        "1",
+        "DefineSystem",
+        &target,
+        &[crate::cimxml::MethodParam::new("SystemSettings", text("instance of Nope { };"))],
+    );
+    let err = svc.cimom.call(&admin(), &parse_request(&body).unwrap(), &mut VecSink::default()).unwrap_err();
+    assert_eq!(err.cim().unwrap().status, CimStatus::InvalidParameter);
+}
