@@ -69,7 +69,7 @@ impl Shared {
         let text = changes.text.get(&id).cloned().unwrap_or_else(|| format!("test element {n}"));
         let state = changes.state.get(&id).copied().unwrap_or(if n.is_multiple_of(2) { 2 } else { 3 });
         drop(changes);
-        let created = self.created.clone();
+        let created = self.created;
         Some(
             Instance::new(ELEMENT_CLASS)
                 .with("InstanceID", id.as_str())

@@ -34,8 +34,11 @@ pub fn required_instance_name(call: &IntrinsicCall, name: &str) -> Result<Object
 #[derive(Default)]
 pub struct ClassCache {
     entries: Vec<(String, String, Option<Arc<Class>>)>,
-    last_layout: Option<(String, Vec<String>, Arc<Vec<Option<usize>>>)>,
+    last_layout: Option<Layout>,
 }
+
+/// A class name, the provider's property names in order, and where each class property is.
+type Layout = (String, Vec<String>, Arc<Vec<Option<usize>>>);
 
 impl ClassCache {
     pub fn get(&mut self, repo: &Repository, ns: &str, name: &str) -> Option<Arc<Class>> {
