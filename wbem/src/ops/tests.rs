@@ -748,7 +748,7 @@ fn embedded_instance_parameters_in_every_encoding() {
         crate::cimxml::MethodParam::new("SystemSettings", text("instance of Xen_VirtualSystemSettingData { ElementName = \"vm1\"; };")),
     ];
     for param in encodings {
-        let body = crate::cimxml::extrinsic_request("1", "DefineSystem", &target, &[param.clone()]);
+        let body = crate::cimxml::extrinsic_request("1", "DefineSystem", &target, std::slice::from_ref(&param));
         let mut sink = VecSink::default();
         svc.cimom.call(&admin(), &parse_request(&body).unwrap(), &mut sink).unwrap_or_else(|e| panic!("{param:?}: {e:?}"));
         let got = seen.lock().pop().unwrap();
