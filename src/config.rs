@@ -180,7 +180,7 @@ impl Settings {
             qemu_host_reserve_mib: file.qemu_host_reserve_mib,
             log_json: args.log_json,
             mof_dir: file.mof_dir.unwrap_or_else(default_mof_dir),
-            cim_test_instances: file.cim_test_instances.unwrap_or(3),
+            cim_test_instances: file.cim_test_instances.unwrap_or(0),
         })
     }
 }
