@@ -13,8 +13,10 @@
 //! silent about changes the backend made itself: the model records those from the call's
 //! result and must not see them twice.
 
+mod adopt;
 mod cmdline;
 mod config;
+mod domain;
 mod metrics;
 mod probe;
 mod process;
@@ -30,9 +32,9 @@ use crate::{
     ShutdownReason,
 };
 use parking_lot::{Condvar, Mutex};
-use qmp::{Incoming, Negotiated, Qmp, QmpError};
+use qmp::{Negotiated, Qmp, QmpError};
 use serde_json::{json, Value};
-use state::{CpuSlot, DiskKindRec, DiskRec, DomainRecord, NetBackend, NicRec, Persisted};
+use state::{CpuSlot, DiskKindRec, DiskRec, DomainRecord, NetBackend, NicRec};
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -149,265 +151,6 @@ fn qmp_error(uuid: Uuid, e: QmpError) -> HypervisorError {
     match e {
         QmpError::Closed => HypervisorError::NoSuchDomain(uuid),
         other => backend(format!("QEMU of VM {uuid}: {other}")),
-    }
-}
-
-fn shutdown_reason(reason: &str) -> ShutdownReason {
-    match reason {
-        "guest-shutdown" => ShutdownReason::Poweroff,
-        "guest-reset" => ShutdownReason::Reboot,
-        // A panic, or someone outside the backend ending QEMU (host-signal): the guest did not
-        // choose to stop, which is a crash to the model.
-        _ => ShutdownReason::Crash,
-    }
-}
-
-impl Domain {
-    fn state(&self) -> parking_lot::MutexGuard<'_, DomState> {
-        self.st.lock()
-    }
-
-    fn execute(&self, command: &str, arguments: Option<Value>) -> Result<Value> {
-        self.qmp.execute(command, arguments).map_err(|e| qmp_error(self.uuid, e))
-    }
-
-    fn ensure_live(&self) -> Result<()> {
-        if self.state().closing {
-            return Err(HypervisorError::NoSuchDomain(self.uuid));
-        }
-        Ok(())
-    }
-
-    fn require(&self, wanted: RunState) -> Result<()> {
-        let st = self.state();
-        if st.closing {
-            return Err(HypervisorError::NoSuchDomain(self.uuid));
-        }
-        if st.run != wanted {
-            return Err(HypervisorError::BadState { uuid: self.uuid, state: st.run });
-        }
-        Ok(())
-    }
-
-    fn set_intent(&self, intent: Intent) {
-        self.state().intent = intent;
-    }
-
-    /// Takes back an intent that did not come about (the guest ignored a power-button press):
-    /// false if the process is already ending under it, in which case the caller waits.
-    fn withdraw_intent(&self) -> bool {
-        let mut st = self.state();
-        if st.closing {
-            return false;
-        }
-        st.intent = Intent::None;
-        true
-    }
-
-    fn wait_gone(&self, limit: Duration) -> bool {
-        let deadline = Instant::now() + limit;
-        let mut st = self.state();
-        while !st.gone {
-            if self.changed.wait_until(&mut st, deadline).timed_out() {
-                return st.gone;
-            }
-        }
-        true
-    }
-
-    fn event_mark(&self) -> u64 {
-        self.state().event_seq
-    }
-
-    /// Waits for an event after `mark` that `matches`; false on timeout or if the domain ends.
-    fn wait_event(&self, mark: u64, limit: Duration, matches: impl Fn(&str, &Value) -> bool) -> bool {
-        let deadline = Instant::now() + limit;
-        let mut st = self.state();
-        loop {
-            if st.events.iter().any(|(seq, name, data)| *seq > mark && matches(name, data)) {
-                return true;
-            }
-            if st.gone || self.changed.wait_until(&mut st, deadline).timed_out() {
-                return st.events.iter().any(|(seq, name, data)| *seq > mark && matches(name, data));
-            }
-        }
-    }
-
-    fn persist(&self) -> Result<()> {
-        let p = {
-            let st = self.state();
-            Persisted { record: st.record.clone(), domid: st.domid, pid: self.pid, start_time: st.start_time }
-        };
-        state::save(&self.dir, &p).map_err(|e| backend(format!("cannot record domain state in {}: {e}", self.dir.display())))
-    }
-
-    fn refresh_vcpu_threads(&self) -> Result<()> {
-        let cpus = self.execute("query-cpus-fast", None)?;
-        let mut threads: Vec<(i64, i32)> = cpus
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|c| Some((c.get("cpu-index")?.as_i64()?, c.get("thread-id")?.as_i64()? as i32)))
-            .collect();
-        threads.sort_unstable();
-        self.state().vcpu_threads = threads.into_iter().map(|(_, tid)| tid).collect();
-        Ok(())
-    }
-
-    fn refresh_balloon(&self) {
-        if let Ok(v) = self.execute("query-balloon", None) {
-            if let Some(actual) = v.get("actual").and_then(Value::as_u64) {
-                self.state().memory_actual = actual;
-            }
-        }
-    }
-
-    fn info(&self) -> Option<DomainInfo> {
-        let st = self.state();
-        if st.gone {
-            return None;
-        }
-        Some(DomainInfo {
-            uuid: self.uuid,
-            domid: st.domid,
-            state: st.run,
-            vcpus: st.record.vcpus(),
-            memory_actual: st.memory_actual,
-            memory_reserved: self.reservation,
-            vcpu_time_ns: st.vcpu_threads.iter().map(|tid| metrics::thread_cpu_ns(self.pid, *tid)).collect(),
-            start_time: st.start_time,
-            disks: st.record.disks.iter().map(|d| d.device.clone()).collect(),
-            nics: st.record.nics.iter().map(|n| n.device.clone()).collect(),
-        })
-    }
-
-    /// Runs on the QMP reader thread: it must not wait for QMP replies.
-    fn on_event(&self, inner: Option<&Inner>, name: &str, data: Value) {
-        let mut emit = None;
-        {
-            let mut st = self.state();
-            st.event_seq += 1;
-            let seq = st.event_seq;
-            st.events.push_back((seq, name.to_owned(), data.clone()));
-            if st.events.len() > EVENT_LOG {
-                st.events.pop_front();
-            }
-            let ours = st.intent != Intent::None;
-            match name {
-                "STOP" if st.run == RunState::Running && !ours => {
-                    st.run = RunState::Paused;
-                    emit = Some(DomainEvent::Paused { uuid: self.uuid, domid: st.domid });
-                }
-                "RESUME" if st.run == RunState::Paused && !ours => {
-                    st.run = RunState::Running;
-                    emit = Some(DomainEvent::Resumed { uuid: self.uuid, domid: st.domid });
-                }
-                "SHUTDOWN" => {
-                    let reason = data.get("reason").and_then(Value::as_str).unwrap_or("");
-                    if st.exit_reason.is_none() {
-                        st.exit_reason = Some(shutdown_reason(reason));
-                    }
-                    tracing::info!(uuid = %self.uuid, domid = st.domid, reason, "qemu: guest is shutting down");
-                }
-                "GUEST_PANICKED" => {
-                    st.exit_reason = Some(ShutdownReason::Crash);
-                }
-                "RESET" if st.intent != Intent::Reset => {
-                    // QEMU turns guest resets into shutdowns (-action reboot=shutdown), so a
-                    // reset we did not ask for means that setting was lost. The model expects a
-                    // reboot to end the domain and start a new one: end this one as a reboot.
-                    tracing::warn!(uuid = %self.uuid, domid = st.domid, "qemu: unexpected in-place reset; ending the process as a reboot");
-                    st.exit_reason = Some(ShutdownReason::Reboot);
-                    let _ = self.qmp.send_detached("quit", None);
-                }
-                "BALLOON_CHANGE" => {
-                    if let Some(actual) = data.get("actual").and_then(Value::as_u64) {
-                        st.memory_actual = actual;
-                    }
-                }
-                _ => {}
-            }
-        }
-        self.changed.notify_all();
-        if let (Some(event), Some(inner)) = (emit, inner) {
-            let _ = inner.events.send(event);
-        }
-    }
-
-    /// The QMP connection ended: the process has died or is about to. Runs on the reader thread.
-    /// May run twice (from the reader thread and from whoever saw the connection closed before
-    /// the reader could reach the domain); the first call does the work.
-    fn on_closed(self: &Arc<Self>, inner: Option<&Inner>) {
-        let (intent, reason, domid) = {
-            let mut st = self.state();
-            if st.closing {
-                return;
-            }
-            st.closing = true;
-            (st.intent, st.exit_reason, st.domid)
-        };
-        self.changed.notify_all();
-        if !process::wait_gone(self.pid, EXIT_GRACE) {
-            // Whatever closed the monitor, a QEMU we cannot talk to must not keep a guest
-            // running behind the model's back.
-            tracing::warn!(uuid = %self.uuid, pid = self.pid, "qemu: QMP closed but the process lives on; killing it");
-            process::kill_and_wait(self.pid, EXIT_GRACE);
-        }
-        // Files first, table entry second: a new process for this VM may only be started once
-        // the entry is gone, and must find the directory clean.
-        for name in [state::RECORD_FILE, state::PID_FILE, state::QMP_SOCKET] {
-            let _ = std::fs::remove_file(self.dir.join(name));
-        }
-        let _ = std::fs::remove_dir(&self.dir);
-        if let Some(inner) = inner {
-            let mut table = inner.table.lock();
-            if table.domains.get(&self.uuid).is_some_and(|d| Arc::ptr_eq(d, self)) {
-                table.domains.remove(&self.uuid);
-                if intent == (Intent::Exit { keep_reservation: true }) {
-                    table.pending.insert(self.uuid, self.reservation);
-                }
-            }
-        }
-        self.state().gone = true;
-        self.changed.notify_all();
-        if matches!(intent, Intent::Exit { .. }) {
-            tracing::info!(uuid = %self.uuid, domid, "qemu: process ended as asked");
-            return;
-        }
-        let reason = reason.unwrap_or(ShutdownReason::Crash);
-        tracing::info!(uuid = %self.uuid, domid, ?reason, "qemu: domain ended on its own");
-        if let Some(inner) = inner {
-            let _ = inner.events.send(DomainEvent::Shutdown { uuid: self.uuid, domid, reason });
-        }
-    }
-
-    /// The reader thread may have seen the connection close before the domain existed to hear
-    /// it; call once the domain is in the table.
-    fn catch_early_close(self: &Arc<Self>, inner: &Inner) {
-        if self.qmp.is_closed() {
-            self.on_closed(Some(inner));
-        }
-    }
-
-    /// Ends the process now: `quit`, then SIGKILL if QEMU does not go in time.
-    fn force_end(&self, quit_timeout: Duration) -> Result<()> {
-        match self.qmp.execute_timeout("quit", None, Duration::from_secs(5)) {
-            Ok(_) | Err(QmpError::Closed) => {}
-            Err(e) => {
-                tracing::warn!(uuid = %self.uuid, error = %e, "qemu: quit failed; killing the process");
-                process::kill(self.pid, libc::SIGKILL);
-            }
-        }
-        if self.wait_gone(quit_timeout) {
-            return Ok(());
-        }
-        tracing::warn!(uuid = %self.uuid, pid = self.pid, "qemu: process did not quit in time; killing it");
-        process::kill(self.pid, libc::SIGKILL);
-        if self.wait_gone(quit_timeout) {
-            Ok(())
-        } else {
-            Err(backend(format!("the QEMU process {} of VM {} does not end", self.pid, self.uuid)))
-        }
     }
 }
 
@@ -593,11 +336,7 @@ impl Inner {
             let weak = weak.clone();
             let qmp = negotiated.start(&uuid.to_string()[..8], timeout, move |msg| {
                 let Some(domain) = weak.upgrade() else { return };
-                let inner = weak_inner.upgrade();
-                match msg {
-                    Incoming::Event { name, data } => domain.on_event(inner.as_deref(), &name, data),
-                    Incoming::Closed => domain.on_closed(inner.as_deref()),
-                }
+                domain::dispatch(&domain, weak_inner.upgrade().as_deref(), msg);
             });
             Domain { uuid, dir, pid, reservation, qmp, op: Mutex::new(()), st: Mutex::new(st), changed: Condvar::new() }
         })
@@ -785,16 +524,6 @@ fn validate_config(config: &DomainConfig, pcpus: u32) -> Result<()> {
     Ok(())
 }
 
-/// Maps QEMU's run state of an adopted process to ours; `None` for states that mean the daemon
-/// died in the middle of an operation (or the guest is dead), whose process is ended.
-fn adopted_run_state(status: &str) -> Option<RunState> {
-    match status {
-        "running" | "suspended" => Some(RunState::Running),
-        "paused" | "prelaunch" | "io-error" | "debug" | "watchdog" => Some(RunState::Paused),
-        _ => None,
-    }
-}
-
 impl QemuHypervisor {
     /// Resolves the accelerator (probing KVM for `auto`), then adopts the live QEMU processes
     /// of an earlier daemon and cleans up after the dead ones.
@@ -824,7 +553,7 @@ impl QemuHypervisor {
             receiver: Mutex::new(Some(receiver)),
             _lock: lock,
         });
-        adopt_all(&inner);
+        adopt::adopt_all(&inner);
         Ok(QemuHypervisor { inner })
     }
 
@@ -963,98 +692,6 @@ fn lock_state_dir(dir: &Path) -> Result<std::fs::File> {
         return Err(backend(format!("another xencim daemon is using {}", dir.display())));
     }
     Ok(file)
-}
-
-/// Takes over the live QEMU processes found in the state dir and removes the remains of dead
-/// ones.
-fn adopt_all(inner: &Arc<Inner>) {
-    let Ok(entries) = std::fs::read_dir(inner.vms_dir()) else { return };
-    let mut highest = 0;
-    for entry in entries.flatten() {
-        let dir = entry.path();
-        let Some(uuid) = entry.file_name().to_str().and_then(|n| Uuid::parse_str(n).ok()) else { continue };
-        match adopt_one(inner, uuid, &dir) {
-            Ok(Some(domid)) => highest = highest.max(domid),
-            Ok(None) => {}
-            Err(e) => tracing::error!(%uuid, error = %e, "qemu: could not adopt a QEMU process; it was ended"),
-        }
-    }
-    let mut table = inner.table.lock();
-    table.next_domid = table.next_domid.max(highest + 1);
-}
-
-fn adopt_one(inner: &Arc<Inner>, uuid: Uuid, dir: &Path) -> std::result::Result<Option<DomId>, String> {
-    let persisted = state::load(dir);
-    let pid = state::read_pidfile(dir).or(persisted.as_ref().ok().map(|p| p.pid)).unwrap_or(0);
-    let live = process::is_qemu_of(pid, &uuid);
-    let clean = || {
-        for name in [state::RECORD_FILE, state::PID_FILE, state::QMP_SOCKET, "domain.tmp"] {
-            let _ = std::fs::remove_file(dir.join(name));
-        }
-        let _ = std::fs::remove_dir(dir);
-    };
-    if !live {
-        tracing::info!(%uuid, "qemu: the QEMU process of an earlier daemon is gone; cleaning up");
-        clean();
-        return Ok(None);
-    }
-    let end = |why: String| {
-        process::kill_and_wait(pid, EXIT_GRACE);
-        clean();
-        Err(why)
-    };
-    let persisted = match persisted {
-        Ok(p) => p,
-        Err(e) => return end(format!("its record is unreadable: {e}")),
-    };
-    let negotiated = match process::connect_qmp(dir, state::QMP_SOCKET, pid, Duration::from_secs(5), inner.config.qmp_timeout) {
-        Ok(n) => n,
-        Err(e) => return end(e),
-    };
-    let version = negotiated.version.clone();
-    let reservation = inner.config.reservation(persisted.record.accel, persisted.record.memory_static_max);
-    let st = DomState {
-        domid: persisted.domid,
-        run: RunState::Paused,
-        intent: Intent::None,
-        exit_reason: None,
-        closing: false,
-        gone: false,
-        memory_actual: persisted.record.memory_target,
-        record: persisted.record,
-        start_time: persisted.start_time,
-        vcpu_threads: Vec::new(),
-        events: VecDeque::new(),
-        event_seq: 0,
-    };
-    let domain = inner.adopt(negotiated, uuid, dir.to_path_buf(), pid, reservation, st);
-    let status = domain.execute("query-status", None).map_err(|e| e.to_string());
-    let run = match status.as_ref().map(|s| s.get("status").and_then(Value::as_str).unwrap_or("")) {
-        Ok(s) => match adopted_run_state(s) {
-            Some(run) => run,
-            None => {
-                let why = format!("it was left in state {s:?} by an interrupted operation");
-                domain.set_intent(Intent::Exit { keep_reservation: false });
-                let _ = domain.force_end(inner.config.quit_timeout);
-                clean();
-                return Err(why);
-            }
-        },
-        Err(e) => {
-            domain.set_intent(Intent::Exit { keep_reservation: false });
-            return end(e.clone());
-        }
-    };
-    domain.state().run = run;
-    // An interrupted hard reboot may have left guest resets in place.
-    let _ = domain.execute("set-action", Some(json!({"reboot": "shutdown"})));
-    let _ = domain.refresh_vcpu_threads();
-    domain.refresh_balloon();
-    let domid = persisted.domid;
-    inner.table.lock().domains.insert(uuid, domain.clone());
-    domain.catch_early_close(inner);
-    tracing::info!(%uuid, domid, pid, ?run, qemu = %format!("{}.{}.{}", version.major, version.minor, version.micro), "qemu: adopted a running QEMU process");
-    Ok(Some(domid))
 }
 
 impl Hypervisor for QemuHypervisor {

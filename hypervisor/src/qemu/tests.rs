@@ -570,15 +570,15 @@ fn validation_refuses_malformed_domains() {
 
 #[test]
 fn qemu_reasons_and_states_map_onto_the_trait() {
-    assert_eq!(shutdown_reason("guest-shutdown"), ShutdownReason::Poweroff);
-    assert_eq!(shutdown_reason("guest-reset"), ShutdownReason::Reboot);
-    assert_eq!(shutdown_reason("guest-panic"), ShutdownReason::Crash);
-    assert_eq!(shutdown_reason("host-signal"), ShutdownReason::Crash);
-    assert_eq!(adopted_run_state("running"), Some(RunState::Running));
-    assert_eq!(adopted_run_state("prelaunch"), Some(RunState::Paused));
-    assert_eq!(adopted_run_state("io-error"), Some(RunState::Paused));
-    assert_eq!(adopted_run_state("postmigrate"), None);
-    assert_eq!(adopted_run_state("inmigrate"), None);
+    assert_eq!(domain::shutdown_reason("guest-shutdown"), ShutdownReason::Poweroff);
+    assert_eq!(domain::shutdown_reason("guest-reset"), ShutdownReason::Reboot);
+    assert_eq!(domain::shutdown_reason("guest-panic"), ShutdownReason::Crash);
+    assert_eq!(domain::shutdown_reason("host-signal"), ShutdownReason::Crash);
+    assert_eq!(adopt::adopted_run_state("running"), Some(RunState::Running));
+    assert_eq!(adopt::adopted_run_state("prelaunch"), Some(RunState::Paused));
+    assert_eq!(adopt::adopted_run_state("io-error"), Some(RunState::Paused));
+    assert_eq!(adopt::adopted_run_state("postmigrate"), None);
+    assert_eq!(adopt::adopted_run_state("inmigrate"), None);
 }
 
 #[test]
