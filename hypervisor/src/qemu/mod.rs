@@ -12,6 +12,11 @@
 //! for through the trait set an *intent* on the domain first, and the reader thread stays
 //! silent about changes the backend made itself: the model records those from the call's
 //! result and must not see them twice.
+//!
+//! Modules: `cmdline` (the QEMU command line and device arguments), `process` (spawning,
+//! liveness, the QMP socket), `qmp` (the QMP client), `domain` (the event pump and a domain's
+//! state), `adopt` (taking over QEMUs after a restart), `state` (records on disk and suspend
+//! image headers), `metrics` (/proc), `probe` (choosing KVM or TCG); the operations are here.
 
 mod adopt;
 mod cmdline;
