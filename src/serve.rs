@@ -114,6 +114,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         system_name: hostname(),
         product_version: env!("CARGO_PKG_VERSION").into(),
     })?;
+    providers::register_all(&wbem_service.providers, &wbem_service.profiles, model.clone()).map_err(anyhow::Error::msg)?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("xencim-io").build()?;
     runtime.block_on(async move {

@@ -117,7 +117,7 @@ fn xen_computer_system_spot_checks() {
     assert_eq!((uuid.class_origin.as_deref(), uuid.propagated), (Some("Xen_ComputerSystem"), false));
 
     let local = repo.get_local_class(VIRT, "Xen_ComputerSystem").unwrap();
-    assert_eq!(local.properties.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["UUID"]);
+    assert_eq!(local.properties.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["UUID", "OnTimeInMilliseconds"]);
     assert!(local.methods.is_empty());
     assert!(cs.qualifier("Description").is_some_and(|q| !q.propagated));
     assert!(cs.qualifier("Abstract").is_none());
