@@ -228,6 +228,53 @@ def qemu_pid_or_none(daemon, x, vm):
         return None
 
 
+def test_reboots_balloon_and_nic_hotplug(qemu_daemon, x, guest):
+    vm = guest_vm(x, guest, "reboots")
+    con = Console(qemu_daemon, x, vm)
+    x.VM.start(vm, False, False)
+    con.wait_for(r"XENCIM-GUEST heartbeat 2")
+    first = x.VM.get_domid(vm)
+
+    # Balloon within the dynamic range, and a NIC in and out of the running guest.
+    x.VM.set_memory_dynamic_range(vm, str(112 << 20), str(112 << 20))
+    net = x.network.get_all()[0]
+    vif = x.VIF.create({"VM": vm, "network": net, "device": "0", "MAC": "", "MTU": "1500", "other_config": {},
+                        "qos_algorithm_type": "", "qos_algorithm_params": {}})
+    x.VIF.plug(vif)
+    assert x.VIF.get_currently_attached(vif) is True
+    x.VIF.unplug(vif)
+    assert x.VIF.get_currently_attached(vif) is False
+    x.VIF.destroy(vif)
+
+    # A hard reboot resets the guest in place: it boots again under a new domid.
+    con.mark()
+    x.VM.hard_reboot(vm)
+    second = x.VM.get_domid(vm)
+    assert x.VM.get_power_state(vm) == "Running" and second != first
+    con.wait_for(r"XENCIM-GUEST up")
+    con.wait_for(r"XENCIM-GUEST heartbeat 2")
+
+    # A clean reboot is answered by the guest, then a new process boots it.
+    con.mark()
+    x.VM.clean_reboot(vm)
+    third = x.VM.get_domid(vm)
+    assert x.VM.get_power_state(vm) == "Running" and third not in (first, second)
+    assert "XENCIM-GUEST power-button" in con.since()
+    con.wait_for(r"XENCIM-GUEST up")
+    con.wait_for(r"XENCIM-GUEST heartbeat 1\s")
+
+    # A reboot the guest asks for (SysRq b) ends the process; actions_after_reboot = restart
+    # makes the model start it again.
+    con.mark()
+    x.VM.send_sysrq(vm, "b")
+    con.wait_for(r"XENCIM-GUEST up")
+    assert x.VM.get_power_state(vm) == "Running"
+    assert x.VM.get_domid(vm) not in (first, second, third)
+    x.VM.hard_shutdown(vm)
+    assert x.VM.get_power_state(vm) == "Halted"
+    x.VM.destroy(vm)
+
+
 def test_guest_initiated_poweroff_sysrq_and_kill9(qemu_daemon, x, guest):
     selfoff = guest_vm(x, guest, "heartbeats-3", args="heartbeats=3")
     sysrq = guest_vm(x, guest, "sysrq")
