@@ -32,7 +32,7 @@ use httpd::auth::{Principal, Role};
 pub use out::{ChunkSink, ClientGone, VecSink};
 pub use pull::PullLimits;
 
-use crate::cim::{fold_name, CimError};
+use crate::cim::{fold_name, CimError, Instance};
 use crate::cimxml::{Call, IntrinsicCall, Request, ResponseWriter};
 use crate::mof::Repository;
 use crate::provider::{OpContext, ProviderRegistry};
@@ -109,6 +109,13 @@ impl Cimom {
     /// The namespaces served, canonical names.
     pub fn namespaces(&self) -> &[String] {
         &self.inner.namespaces
+    }
+
+    /// An instance from a provider as GetInstance returns it (every property of its class, in
+    /// the class's order and types, with its full path in `ns`): the SourceInstance of an
+    /// indication must be the instance a client reads.
+    pub fn shape_instance(&self, ns: &str, instance: Instance) -> Result<Instance, CimError> {
+        self.inner.shape(&canonical_namespace(ns), instance, &params::InstanceOptions { deep_inheritance: true, ..Default::default() })
     }
 
     /// Open pull enumeration contexts (for tests and the benchmark's curiosity).
