@@ -48,7 +48,7 @@ fn schema_tree_has_the_expected_namespaces_and_counts() {
     let repo = schema();
     assert_eq!(repo.namespaces().collect::<Vec<_>>(), [INTEROP, VIRT]);
     assert_eq!(repo.class_names(INTEROP).len(), 54);
-    assert_eq!(repo.class_names(VIRT).len(), 107);
+    assert_eq!(repo.class_names(VIRT).len(), 108);
     assert_eq!(repo.class_names(VIRT).iter().filter(|n| n.starts_with("Xen_")).count(), 49);
     assert_eq!(repo.qualifier_decls(INTEROP).count(), 66);
     assert_eq!(repo.qualifier_decls(VIRT).count(), 66);
