@@ -1,5 +1,5 @@
 //! Who is calling, and what they may do. Both front doors authenticate through one
-//! [`Authenticator`] (local users in the store today, PAM later) and authorise by [`Role`].
+//! [`Authenticator`] (local users in the store, or PAM) and authorise by [`Role`].
 
 use std::fmt;
 use std::net::IpAddr;
@@ -67,8 +67,8 @@ pub enum AuthError {
     #[error("user {0} has no role")]
     NoRole(String),
     /// Too many failures from this address or for this user; try again later.
-    #[error("too many failed logins; try again later")]
-    RateLimited,
+    #[error("too many failed logins for this user or from this address; try again in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
     #[error("authentication service unavailable: {0}")]
     Unavailable(String),
 }

@@ -18,15 +18,20 @@
 //! # Ok(()) }
 //! ```
 
+pub mod audit;
 pub mod auth;
 mod basic;
 mod body;
+pub mod login_limit;
+pub mod pam;
 mod server;
 mod tls;
 
+pub use audit::{AuditEvent, AuditLog, AuditSink};
 pub use auth::{AuthError, Authenticator, Principal, Role};
 pub use basic::parse_basic_auth;
 pub use body::{Body, BodyAborted, BodyClosed, BodySender};
+pub use login_limit::{Guarded, LoginLimiter, LoginLimits};
 pub use server::{serve, text_response, BoxFuture, ConnInfo, Handler, Limits, Request, Response, Shutdown};
 pub use tls::{ensure_self_signed, TlsAcceptor};
 
