@@ -72,6 +72,9 @@ pub struct ServeArgs {
     /// Log as JSON lines instead of text.
     #[arg(long)]
     pub log_json: bool,
+    /// Serve TLS only: no plain-HTTP listener on either door.
+    #[arg(long)]
+    pub no_plaintext: bool,
 }
 
 /// The file form of the settings; every key is optional.
@@ -86,6 +89,18 @@ pub struct FileConfig {
     pub xenapi_tls: Option<SocketAddr>,
     pub auth: Option<AuthKind>,
     pub pam_service: Option<String>,
+    /// Role of a PAM user without an entry in the user table; absent: such users are refused.
+    pub pam_default_role: Option<String>,
+    /// The audit log (JSON lines); default `<state_dir>/audit.log`.
+    pub audit_log: Option<PathBuf>,
+    /// Failed logins for one user name before the backoff starts.
+    pub login_failures_per_user: Option<u32>,
+    /// Failed logins from one address before the backoff starts.
+    pub login_failures_per_address: Option<u32>,
+    /// The longest lockout after failed logins, in seconds.
+    pub login_backoff_max_secs: Option<u64>,
+    /// Serve TLS only (as `--no-plaintext`).
+    pub no_plaintext: Option<bool>,
     /// PEM certificate and key for both TLS listeners; a self-signed pair is made when absent.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
@@ -94,6 +109,10 @@ pub struct FileConfig {
     pub clean_shutdown_timeout_secs: Option<u64>,
     /// Events a session registered with event.register may have waiting before EVENTS_LOST.
     pub event_queue_limit: Option<usize>,
+    /// Indications waiting per listener destination before new ones are dropped.
+    pub indication_queue_limit: Option<usize>,
+    /// Verify HTTPS indication listeners' certificates.
+    pub indication_tls_verify: Option<bool>,
     pub max_body_bytes: Option<usize>,
     pub max_connections: Option<usize>,
     pub max_connections_per_ip: Option<usize>,
@@ -124,12 +143,18 @@ pub struct Settings {
     pub xenapi_tls: SocketAddr,
     pub auth: AuthKind,
     pub pam_service: String,
+    pub pam_default_role: Option<httpd::Role>,
+    pub audit_log: Option<PathBuf>,
+    pub login_limits: httpd::LoginLimits,
+    pub no_plaintext: bool,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub session_idle_timeout_secs: u64,
     pub task_retention_secs: u64,
     pub clean_shutdown_timeout_secs: u64,
     pub event_queue_limit: usize,
+    pub indication_queue_limit: usize,
+    pub indication_tls_verify: bool,
     pub max_body_bytes: usize,
     pub max_connections: usize,
     pub max_connections_per_ip: usize,
@@ -163,12 +188,30 @@ impl Settings {
             xenapi_tls: args.xenapi_tls.or(file.xenapi_tls).unwrap_or_else(|| addr("127.0.0.1:9364")),
             auth: args.auth.or(file.auth).unwrap_or(AuthKind::Local),
             pam_service: args.pam_service.or(file.pam_service).unwrap_or_else(|| "xencim".into()),
+            pam_default_role: match &file.pam_default_role {
+                None => None,
+                Some(r) if r.is_empty() || r == "none" => None,
+                Some(r) => Some(r.parse().map_err(|e| anyhow::anyhow!("pam_default_role: {e}"))?),
+            },
+            audit_log: file.audit_log,
+            login_limits: {
+                let d = httpd::LoginLimits::default();
+                httpd::LoginLimits {
+                    user_failures: file.login_failures_per_user.unwrap_or(d.user_failures),
+                    address_failures: file.login_failures_per_address.unwrap_or(d.address_failures),
+                    max_backoff: file.login_backoff_max_secs.map_or(d.max_backoff, std::time::Duration::from_secs),
+                    ..d
+                }
+            },
+            no_plaintext: args.no_plaintext || file.no_plaintext.unwrap_or(false),
             tls_cert: file.tls_cert,
             tls_key: file.tls_key,
             session_idle_timeout_secs: file.session_idle_timeout_secs.unwrap_or(24 * 3600),
             task_retention_secs: file.task_retention_secs.unwrap_or(3600),
             clean_shutdown_timeout_secs: file.clean_shutdown_timeout_secs.unwrap_or(60),
             event_queue_limit: file.event_queue_limit.unwrap_or(10_000),
+            indication_queue_limit: file.indication_queue_limit.unwrap_or(10_000).max(1),
+            indication_tls_verify: file.indication_tls_verify.unwrap_or(false),
             max_body_bytes: file.max_body_bytes.unwrap_or(16 * 1024 * 1024),
             max_connections: file.max_connections.unwrap_or(1024),
             max_connections_per_ip: file.max_connections_per_ip.unwrap_or(256),

@@ -4,6 +4,7 @@
 
 mod cli;
 mod config;
+mod indication_view;
 mod serve;
 mod users;
 

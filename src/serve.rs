@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use xenapi::model::{Model, ModelConfig};
-use xenapi::sessions::{LocalAuthenticator, UserAdmin};
+use xenapi::sessions::{LocalAuthenticator, PamAuthenticator, UserAdmin};
 
 fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("XENCIM_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -79,9 +79,6 @@ fn qemu_hypervisor(settings: &Settings) -> anyhow::Result<hypervisor::qemu::Qemu
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let settings = Settings::resolve(args)?;
     init_logging(settings.log_json);
-    if settings.auth == AuthKind::Pam {
-        anyhow::bail!("--auth pam (service {}) is not available yet; use --auth local", settings.pam_service);
-    }
     std::fs::create_dir_all(&settings.state_dir)?;
     let state_dir = settings.state_dir.canonicalize()?;
     ensure_initial_admin(&state_dir)?;
@@ -92,8 +89,21 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     model_config.task_retention = Duration::from_secs(settings.task_retention_secs);
     model_config.clean_shutdown_timeout = Duration::from_secs(settings.clean_shutdown_timeout_secs);
     model_config.event_queue_limit = settings.event_queue_limit;
-    let auth: Arc<dyn httpd::Authenticator> = Arc::new(LocalAuthenticator::new(model_config.store_path()));
-    let model = Model::open(model_config, hv, auth.clone())?;
+    let checker: Arc<dyn httpd::Authenticator> = match settings.auth {
+        AuthKind::Local => Arc::new(LocalAuthenticator::new(model_config.store_path())),
+        AuthKind::Pam => {
+            tracing::info!(service = %settings.pam_service, default_role = ?settings.pam_default_role.map(|r| r.name()), "logins through PAM");
+            Arc::new(PamAuthenticator::new(settings.pam_service.clone(), settings.pam_default_role, model_config.store_path()))
+        }
+    };
+    let audit_path = settings.audit_log.clone().unwrap_or_else(|| state_dir.join("audit.log"));
+    let audit: Arc<dyn httpd::AuditSink> =
+        Arc::new(httpd::AuditLog::open(&audit_path).map_err(|e| anyhow::anyhow!("the audit log {}: {e}", audit_path.display()))?);
+    // One limiter for both doors: guesses through one door count against the other too.
+    let limiter = Arc::new(httpd::LoginLimiter::new(settings.login_limits.clone()));
+    let guarded = |door: &'static str| -> Arc<dyn httpd::Authenticator> { Arc::new(httpd::Guarded::new(checker.clone(), limiter.clone(), Some(audit.clone()), door)) };
+    let auth = guarded("wbem");
+    let model = Model::open(model_config, hv, guarded("xenapi"))?;
 
     let (cert, key) = match (&settings.tls_cert, &settings.tls_key) {
         (Some(c), Some(k)) => (c.clone(), k.clone()),
@@ -115,22 +125,39 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         product_version: env!("CARGO_PKG_VERSION").into(),
     })?;
     providers::register_all(&wbem_service.providers, &wbem_service.profiles, model.clone()).map_err(anyhow::Error::msg)?;
+    indications::install(
+        &wbem_service,
+        model.clone(),
+        Arc::new(crate::indication_view::ProvidersView { task_retention: model.config.task_retention }),
+        &indications::IndicationSettings {
+            state_dir: state_dir.clone(),
+            system_name: hostname(),
+            queue_limit: settings.indication_queue_limit,
+            tls_verify: settings.indication_tls_verify,
+        },
+    )?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("xencim-io").build()?;
     runtime.block_on(async move {
         let shutdown = httpd::Shutdown::new();
-        let xenapi_handler = xenapi::rpc::handler(Arc::new(xenapi::dispatch::Api { model: model.clone() }));
+        let xenapi_handler = xenapi::rpc::handler(Arc::new(xenapi::dispatch::Api { model: model.clone(), audit: Some(audit.clone()) }));
         let mut servers = tokio::task::JoinSet::new();
         let mut bound = Vec::new();
         for (addr, tls, key) in [(settings.xenapi, None, "xenapi"), (settings.xenapi_tls, Some(tls.clone()), "xenapi_tls")] {
+            if settings.no_plaintext && tls.is_none() {
+                continue;
+            }
             let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("{key} on {addr}: {e}"))?;
             let local = listener.local_addr()?;
             tracing::info!(address = %local, "{key} listening");
             bound.push(format!("{key:?}: \"{local}\""));
             servers.spawn(httpd::serve(listener, tls, xenapi_handler.clone(), limits.clone(), shutdown.clone()));
         }
-        let wbem_handler = wbem_service.handler(auth.clone());
+        let wbem_handler = wbem_service.handler_with_audit(auth.clone(), Some(audit.clone()));
         for (addr, tls, key) in [(settings.cim_http, None, "cim_http"), (settings.cim_https, Some(tls.clone()), "cim_https")] {
+            if settings.no_plaintext && tls.is_none() {
+                continue;
+            }
             let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("{key} on {addr}: {e}"))?;
             let local = listener.local_addr()?;
             tracing::info!(address = %local, "{key} listening");
