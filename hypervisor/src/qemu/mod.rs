@@ -671,15 +671,32 @@ impl QemuHypervisor {
         Ok(domid)
     }
 
+    /// Asks the guest to release device `id` and waits until QEMU has deleted it. The end is
+    /// seen by the DEVICE_DELETED event or, since not every device reports its own deletion
+    /// (a vCPU reports its local APIC's), by the device leaving /machine/peripheral.
     fn unplug(&self, domain: &Domain, id: &str) -> Result<()> {
         let mark = domain.event_mark();
         domain.execute("device_del", Some(json!({ "id": id })))?;
         let limit = self.inner.config.unplug_timeout;
-        if !domain.wait_event(mark, limit, |name, data| name == "DEVICE_DELETED" && data.get("device").and_then(Value::as_str) == Some(id))
-        {
-            return Err(backend(format!("the guest did not release device {id} within {} s; it stays attached", limit.as_secs())));
+        let deadline = Instant::now() + limit;
+        let own_path = format!("/machine/peripheral/{id}");
+        loop {
+            let deleted = domain.wait_event(mark, Duration::from_millis(200), |name, data| {
+                name == "DEVICE_DELETED"
+                    && (data.get("device").and_then(Value::as_str) == Some(id)
+                        || data.get("path").and_then(Value::as_str) == Some(own_path.as_str()))
+            });
+            if deleted {
+                return Ok(());
+            }
+            let children = domain.execute("qom-list", Some(json!({"path": "/machine/peripheral"})))?;
+            if !children.as_array().into_iter().flatten().any(|c| c.get("name").and_then(Value::as_str) == Some(id)) {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(backend(format!("the guest did not release device {id} within {} s; it stays attached", limit.as_secs())));
+            }
         }
-        Ok(())
     }
 }
 
