@@ -101,7 +101,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         Arc::new(httpd::AuditLog::open(&audit_path).map_err(|e| anyhow::anyhow!("the audit log {}: {e}", audit_path.display()))?);
     // One limiter for both doors: guesses through one door count against the other too.
     let limiter = Arc::new(httpd::LoginLimiter::new(settings.login_limits.clone()));
-    let guarded = |door: &'static str| -> Arc<dyn httpd::Authenticator> { Arc::new(httpd::Guarded::new(checker.clone(), limiter.clone(), Some(audit.clone()), door)) };
+    let guarded = |door: &'static str| -> Arc<dyn httpd::Authenticator> {
+        Arc::new(httpd::Guarded::new(checker.clone(), limiter.clone(), Some(audit.clone()), door))
+    };
     let auth = guarded("wbem");
     let model = Model::open(model_config, hv, guarded("xenapi"))?;
 

@@ -13,6 +13,9 @@ pub enum UserCommand {
         name: String,
         #[arg(long)]
         role: Role,
+        /// A role-only entry for a user whose password PAM checks (`serve --auth pam`): no local password.
+        #[arg(long, conflicts_with = "password_stdin")]
+        pam: bool,
         /// Read the password from the first line of standard input.
         #[arg(long)]
         password_stdin: bool,
@@ -67,10 +70,15 @@ fn open(state_dir: Option<PathBuf>) -> anyhow::Result<UserAdmin> {
 
 pub fn run(cmd: UserCommand) -> anyhow::Result<()> {
     match cmd {
-        UserCommand::Add { name, role, password_stdin, state_dir } => {
+        UserCommand::Add { name, role, pam, password_stdin, state_dir } => {
             let admin = open(state_dir)?;
-            admin.add(&name, &read_password(password_stdin)?, role)?;
-            println!("added user {name} with role {role}");
+            if pam {
+                admin.add_pam(&name, role)?;
+                println!("added PAM user {name} with role {role} (its password is checked by PAM)");
+            } else {
+                admin.add(&name, &read_password(password_stdin)?, role)?;
+                println!("added user {name} with role {role}");
+            }
         }
         UserCommand::List { state_dir } => {
             for (name, role) in open(state_dir)?.list()? {

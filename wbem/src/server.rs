@@ -35,7 +35,23 @@ pub struct WbemHandler {
     auth: Arc<dyn Authenticator>,
     limits: ParseLimits,
     cache: Mutex<CredentialCache>,
+    /// Where changing operations and method calls are recorded.
+    audit: Option<Arc<dyn httpd::AuditSink>>,
 }
+
+/// Intrinsic operations that change the repository or the managed system; every extrinsic
+/// method call is recorded too, as methods are how CIM changes things.
+const CHANGING_OPERATIONS: &[&str] = &[
+    "CreateInstance",
+    "ModifyInstance",
+    "DeleteInstance",
+    "SetProperty",
+    "CreateClass",
+    "ModifyClass",
+    "DeleteClass",
+    "SetQualifier",
+    "DeleteQualifier",
+];
 
 #[derive(Default)]
 struct CredentialCache {
@@ -242,7 +258,43 @@ impl ChunkSink for StreamingSink {
 
 impl WbemHandler {
     pub fn new(cimom: Cimom, auth: Arc<dyn Authenticator>) -> WbemHandler {
-        WbemHandler { cimom, auth, limits: ParseLimits::default(), cache: Mutex::new(CredentialCache::new()) }
+        WbemHandler { cimom, auth, limits: ParseLimits::default(), cache: Mutex::new(CredentialCache::new()), audit: None }
+    }
+
+    pub fn with_audit(mut self, audit: Option<Arc<dyn httpd::AuditSink>>) -> WbemHandler {
+        self.audit = audit;
+        self
+    }
+
+    fn audit_call(
+        &self,
+        principal: &Principal,
+        peer: std::net::IpAddr,
+        object: &str,
+        request: &crate::cimxml::Request,
+        result: &Result<(), CallError>,
+    ) {
+        let Some(audit) = &self.audit else { return };
+        let changing = match &request.call {
+            Call::Intrinsic(c) => CHANGING_OPERATIONS.iter().any(|op| crate::cim::names_equal(op, &c.name)),
+            Call::Extrinsic(_) => true,
+            Call::Export(_) => false,
+        };
+        if !changing {
+            return;
+        }
+        audit.record(&httpd::AuditEvent {
+            door: "wbem",
+            user: &principal.user,
+            peer,
+            action: request.method_name(),
+            target: Some(object),
+            result: match result {
+                Ok(()) => Ok(()),
+                Err(CallError::Cim(e)) => Err(e.status.name().to_owned()),
+                Err(CallError::ClientGone) => Err("client gone".into()),
+            },
+        });
     }
 
     async fn authenticate(self: &Arc<Self>, req: &Request, conn: &ConnInfo) -> Result<Principal, Response> {
@@ -260,6 +312,10 @@ impl WbemHandler {
             Ok(Ok(principal)) => {
                 self.cache.lock().put(&user, &password, principal.clone());
                 Ok(principal)
+            }
+            Ok(Err(e @ AuthError::RateLimited { .. })) => {
+                tracing::warn!(%user, peer = %conn.peer, "WBEM: login refused by the rate limit");
+                Err(httpd::text_response(StatusCode::FORBIDDEN, e.to_string()))
             }
             Ok(Err(AuthError::Unavailable(why))) => {
                 tracing::error!(%user, peer = %conn.peer, error = %why, "WBEM: cannot check credentials");
@@ -331,9 +387,11 @@ impl WbemHandler {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let this = self.clone();
         let handle = tokio::runtime::Handle::current();
+        let peer = conn.peer.ip();
         let task = tokio::task::spawn_blocking(move || {
             let mut sink = StreamingSink { buffer: Vec::new(), reply: Some(tx), sender: None, trailers, handle };
             let result = this.cimom.call(&principal, &request, &mut sink);
+            this.audit_call(&principal, peer, &object, &request, &result);
             if sink.streaming() {
                 match &result {
                     Ok(()) => sink.finish(None),
@@ -385,5 +443,10 @@ impl Handler for ArcHandler {
 /// The WBEM door as the [`Handler`] that [`httpd::serve`] takes, for the HTTP and the HTTPS
 /// listener alike.
 pub fn handler(cimom: Cimom, auth: Arc<dyn Authenticator>) -> Arc<dyn Handler> {
-    Arc::new(ArcHandler(Arc::new(WbemHandler::new(cimom, auth))))
+    handler_with_audit(cimom, auth, None)
+}
+
+/// [`handler`], recording changing operations and method calls in `audit`.
+pub fn handler_with_audit(cimom: Cimom, auth: Arc<dyn Authenticator>, audit: Option<Arc<dyn httpd::AuditSink>>) -> Arc<dyn Handler> {
+    Arc::new(ArcHandler(Arc::new(WbemHandler::new(cimom, auth).with_audit(audit))))
 }

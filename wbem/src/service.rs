@@ -66,4 +66,9 @@ impl WbemService {
     pub fn handler(&self, auth: Arc<dyn Authenticator>) -> Arc<dyn Handler> {
         crate::server::handler(self.cimom.clone(), auth)
     }
+
+    /// [`handler`](Self::handler), recording changing operations and method calls in `audit`.
+    pub fn handler_with_audit(&self, auth: Arc<dyn Authenticator>, audit: Option<Arc<dyn httpd::AuditSink>>) -> Arc<dyn Handler> {
+        crate::server::handler_with_audit(self.cimom.clone(), auth, audit)
+    }
 }

@@ -99,6 +99,8 @@ pub struct Call<'a> {
 
 pub struct Api {
     pub model: Arc<Model>,
+    /// Where state-changing calls are recorded (logins are recorded by the authenticator).
+    pub audit: Option<Arc<dyn httpd::AuditSink>>,
 }
 
 impl Dispatch for Api {
@@ -106,11 +108,42 @@ impl Dispatch for Api {
         if method == "system.listMethods" {
             return Outcome::Bare(Value::Array(all_methods().into_iter().map(Value::Str).collect()));
         }
-        match self.handle(method, params, ctx.peer.ip()) {
+        let audited = self.audit.as_ref().and_then(|audit| audit_subject(method, &params).map(|s| (audit, s)));
+        let result = self.handle(method, params, ctx.peer.ip());
+        if let Some((audit, (session, target))) = audited {
+            let user = session.as_deref().and_then(|s| self.model.sessions.user_of(s)).unwrap_or_default();
+            audit.record(&httpd::AuditEvent {
+                door: "xenapi",
+                user: &user,
+                peer: ctx.peer.ip(),
+                action: method,
+                target: target.as_deref(),
+                result: result.as_ref().map(|_| ()).map_err(|e| e.code.to_string()),
+            });
+        }
+        match result {
             Ok(v) => Outcome::Success(v),
             Err(e) => Outcome::Failure(e.description()),
         }
     }
+}
+
+/// For a message that may change state (one that needs more than read-only), the session and
+/// the object it acts on (the first ref after the session); `None` for reads. Unknown messages
+/// change nothing and are not recorded.
+fn audit_subject(method: &str, params: &[Value]) -> Option<(Option<String>, Option<String>)> {
+    let name = method.strip_prefix("Async.").or_else(|| method.strip_prefix("InternalAsync.")).unwrap_or(method);
+    let sig = resolve(name)?;
+    if crate::rbac::required_role(sig.class.name, &sig.msg) == httpd::Role::ReadOnly {
+        return None;
+    }
+    let as_str = |v: Option<&Value>| match v {
+        Some(Value::Str(s)) => Some(s.clone()),
+        _ => None,
+    };
+    let session = if sig.takes_session { as_str(params.first()) } else { None };
+    let target = as_str(params.get(usize::from(sig.takes_session))).filter(|s| s.starts_with("OpaqueRef:"));
+    Some((session, target))
 }
 
 impl Api {

@@ -48,6 +48,11 @@ impl Sessions {
     pub fn count(&self) -> usize {
         self.live.lock().len()
     }
+
+    /// Who holds a session, without touching its idle clock (for the audit log).
+    pub fn user_of(&self, reference: &str) -> Option<String> {
+        self.live.lock().get(reference).map(|i| i.principal.user.clone())
+    }
 }
 
 pub fn login(model: &Model, user: &str, password: &str, originator: &str, peer: IpAddr) -> ApiResult<Ref> {
@@ -55,6 +60,7 @@ pub fn login(model: &Model, user: &str, password: &str, originator: &str, peer: 
         AuthError::NoRole(u) => {
             ApiError::new(codes::SESSION_AUTHORIZATION_FAILED, [u, "The user has no role that allows a login".to_owned()])
         }
+        // The limiter's refusal says so and for how long; the others stay vague on purpose.
         other => ApiError::new(codes::SESSION_AUTHENTICATION_FAILED, [user.to_owned(), other.to_string()]),
     })?;
     tracing::info!(user, %peer, role = %principal.role, "login");
@@ -126,6 +132,44 @@ impl Authenticator for LocalAuthenticator {
     }
 }
 
+/// The password hash stored for a user who logs in through PAM only: it is not a valid hash, so
+/// local authentication never accepts it; the entry carries the user's role.
+pub const PAM_ONLY: &str = "!pam";
+
+/// Passwords checked by the host's PAM stack; roles from the store's user table (an entry made
+/// with `xencim user add NAME --pam --role R`, or a local user's entry of the same name), or
+/// the configured default role for PAM users without an entry.
+pub struct PamAuthenticator {
+    service: String,
+    default_role: Option<Role>,
+    roles: LocalAuthenticator,
+}
+
+impl PamAuthenticator {
+    pub fn new(service: String, default_role: Option<Role>, store_path: PathBuf) -> PamAuthenticator {
+        PamAuthenticator { service, default_role, roles: LocalAuthenticator::new(store_path) }
+    }
+}
+
+impl Authenticator for PamAuthenticator {
+    fn authenticate(&self, user: &str, password: &str, peer: IpAddr) -> Result<Principal, AuthError> {
+        match httpd::pam::check(&self.service, user, password, peer) {
+            Ok(()) => {}
+            Err(httpd::pam::PamError::Denied(why)) => {
+                tracing::debug!(user, %peer, reason = %why, "PAM refused the login");
+                return Err(AuthError::BadCredentials);
+            }
+            Err(httpd::pam::PamError::Unavailable(why)) => return Err(AuthError::Unavailable(why)),
+        }
+        let stored = self.roles.with_store(|s| s.user(user))?;
+        let role = match stored {
+            Some(u) => u.role.parse::<Role>().ok(),
+            None => self.default_role,
+        };
+        role.map(|role| Principal { user: user.to_owned(), role }).ok_or_else(|| AuthError::NoRole(user.to_owned()))
+    }
+}
+
 pub fn hash_password(password: &str) -> String {
     use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
     let salt = SaltString::generate(&mut OsRng);
@@ -159,6 +203,15 @@ impl UserAdmin {
         Ok(())
     }
 
+    /// A role-only entry for a user whose password PAM checks (`--auth pam`).
+    pub fn add_pam(&self, name: &str, role: Role) -> anyhow::Result<()> {
+        validate_user_name(name)?;
+        let added =
+            self.store.add_user(&StoredUser { name: name.to_owned(), password_hash: PAM_ONLY.to_owned(), role: role.name().to_owned() })?;
+        anyhow::ensure!(added, "user {name} already exists");
+        Ok(())
+    }
+
     pub fn list(&self) -> anyhow::Result<Vec<(String, String)>> {
         Ok(self.store.users()?.into_iter().map(|u| (u.name, u.role)).collect())
     }
@@ -174,7 +227,10 @@ impl UserAdmin {
     }
 
     pub fn set_role(&self, name: &str, role: Role) -> anyhow::Result<()> {
-        anyhow::ensure!(self.store.update_user(name, None, Some(role.name()))?, "no user named {name}");
+        anyhow::ensure!(
+            self.store.update_user(name, None, Some(role.name()))?,
+            "no user named {name} (for a PAM user, add a role-only entry: xencim user add {name} --pam --role {role})"
+        );
         Ok(())
     }
 
