@@ -176,10 +176,15 @@ def test_pywbemlistener_over_https(d, x, tmp_path):
     port = free_port()
     out = tmp_path / "indications.txt"
     name = f"xencim{port}"
+    # Not pipes: the background listener it leaves running would keep them open.
+    cli_log = open(tmp_path / "pywbemlistener.log", "wb")
     cli = str(ROOT / ".venv" / "bin" / "pywbemlistener")
+    # `start` runs `pywbemlistener run` from PATH in the background.
+    env = dict(os.environ, PATH=f"{ROOT / '.venv' / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}")
     subprocess.run([cli, "start", name, "--port", str(port), "--scheme", "https", "--bind-addr", "127.0.0.1",
                     "--certfile", str(cert), "--keyfile", str(key), "--indi-file", str(out),
-                    "--indi-format", "{i_mof}"], check=True, capture_output=True, timeout=60)
+                    "--indi-format", "{i_mof}"], check=True, timeout=60, env=env,
+                   stdin=subprocess.DEVNULL, stdout=cli_log, stderr=cli_log)
     conn = d.wbem()
     paths = subscribe(conn, "cli", "SELECT * FROM Xen_ComputerSystemCreatedIndication", f"https://127.0.0.1:{port}")
     try:
@@ -192,7 +197,7 @@ def test_pywbemlistener_over_https(d, x, tmp_path):
         x.VM.destroy(vm)
     finally:
         unsubscribe(conn, paths)
-        subprocess.run([cli, "stop", name], capture_output=True, timeout=60)
+        subprocess.run([cli, "stop", name], timeout=60, env=env, stdin=subprocess.DEVNULL, stdout=cli_log, stderr=cli_log)
 
 
 def test_filters_select_and_each_subscription_gets_its_own_set(d, x):
