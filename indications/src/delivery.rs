@@ -250,7 +250,7 @@ fn worker(q: Arc<Queue>, retry: Arc<RwLock<RetrySettings>>, verify: bool, on_fat
                         return;
                     }
                     // The subscription may have been removed or disabled meanwhile.
-                    if !st.items.front().is_some_and(|i| i.sequence == sequence) {
+                    if st.items.front().is_none_or(|i| i.sequence != sequence) {
                         break;
                     }
                 }
