@@ -385,3 +385,36 @@ def test_dead_listener_ends_disabled_and_memory_stays_bounded(tmp_path):
         assert time.monotonic() - t0 < 60
     finally:
         daemon.stop()
+
+
+def test_pywbemcli_subscription_commands(d, x):
+    lis = Listener().start()
+    cli = [str(ROOT / ".venv" / "bin" / "pywbemcli"), "-s", d.wbem_url, "-u", "admin", "-p", d.admin_password]
+
+    def run(*args):
+        r = subprocess.run(cli + list(args), capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        assert r.returncode == 0, r.stdout + r.stderr
+        return r.stdout
+
+    try:
+        run("subscription", "add-destination", "clidest", "-l", lis.url, "--permanent")
+        run("subscription", "add-filter", "clifilter", "-q",
+            "SELECT * FROM CIM_InstCreation WHERE SourceInstance ISA CIM_ComputerSystem",
+            "--query-language", "DMTF:CQL", "--source-namespaces", "root/virt", "--permanent")
+        listing = run("subscription", "list-destinations")
+        assert "clidest" in listing, listing
+        dests = d.wbem().EnumerateInstances("CIM_ListenerDestinationCIMXML", namespace=INTEROP)
+        filters = d.wbem().EnumerateInstances("CIM_IndicationFilter", namespace=INTEROP)
+        dest = [i for i in dests if "clidest" in i["Name"]][0]
+        filt = [i for i in filters if "clifilter" in i["Name"]][0]
+        run("subscription", "add-subscription", dest["Name"], filt["Name"], "--permanent")
+        assert "clifilter" in run("subscription", "list-subscriptions")
+        vm = make_vm(x, "ind-pywbemcli", memory=SMALL)
+        lis.wait_for(about(x.VM.get_uuid(vm)))
+        x.VM.destroy(vm)
+    finally:
+        conn = d.wbem()
+        for cls in ("CIM_IndicationSubscription", "CIM_IndicationFilter", "CIM_ListenerDestinationCIMXML"):
+            for p in conn.EnumerateInstanceNames(cls, namespace=INTEROP):
+                conn.DeleteInstance(p)
+        lis.stop()
