@@ -418,3 +418,22 @@ def test_pywbemcli_subscription_commands(d, x):
             for p in conn.EnumerateInstanceNames(cls, namespace=INTEROP):
                 conn.DeleteInstance(p)
         lis.stop()
+
+
+def test_job_modifications(d, x):
+    conn = d.wbem()
+    lis = Listener().start()
+    paths = subscribe(conn, "jobs", "SELECT * FROM CIM_InstModification WHERE SourceInstance ISA CIM_ConcreteJob", lis.url)
+    try:
+        vm = make_vm(x, "ind-job", memory=SMALL)
+        task = x.Async.VM.start(vm, False, False)
+        task_uuid = x.task.get_uuid(task)
+        t, ind = lis.wait_for(lambda i: src(i).get("InstanceID") == task_uuid and src(i)["JobState"] == 7)
+        assert ind.classname == "Xen_ConcreteJobModifiedIndication"
+        assert src(ind)["PercentComplete"] == 100
+        assert all(src(i).classname == "Xen_ConcreteJob" for i in lis.indications())
+        x.VM.hard_shutdown(vm)
+        x.VM.destroy(vm)
+    finally:
+        unsubscribe(conn, paths)
+        lis.stop()
