@@ -1,5 +1,5 @@
-"""The qemu backend with real guests under QEMU, driven through the daemon's Xen-API door with
-the xenapi SDK.
+"""The qemu backend with real guests under QEMU, driven through the daemon's front doors: the
+Xen-API with the xenapi SDK, and WBEM (RequestStateChange) with pywbem.
 
 The guest (tests/guest/build: a Debian kernel and a busybox initramfs) speaks on its serial
 console, which the backend appends to <state>/qemu/console/<vm-uuid>.log: "up" once booted, a
@@ -416,3 +416,47 @@ def test_memory_accounting_refuses_a_start_that_does_not_fit(qemu_daemon, x, gue
     assert int(e.value.details[1]) > total > int(e.value.details[2])
     assert x.VM.get_power_state(too_big) == "Halted"
     x.VM.destroy(too_big)
+
+
+def test_cim_request_state_change_drives_the_same_guest(qemu_daemon, x, guest):
+    """RequestStateChange on Xen_ComputerSystem (DSP1057): 2 Enabled, 9 Quiesce, 6 Offline,
+    4 Shut Down, 3 Disabled, through pywbem against the daemon's WBEM door."""
+    import pywbem
+
+    vm = guest_vm(x, guest, "cim-driven")
+    uuid = x.VM.get_uuid(vm)
+    con = Console(qemu_daemon, x, vm)
+    conn = qemu_daemon.wbem()
+    path = next(p for p in conn.EnumerateInstanceNames("Xen_ComputerSystem") if p.keybindings.get("Name") == uuid)
+
+    def request(state, expect_power, timeout=60):
+        rc, out = conn.InvokeMethod("RequestStateChange", path, RequestedState=pywbem.Uint16(state))
+        assert rc in (0, 4096), (state, rc, out)
+        if rc == 4096:
+            assert out.get("Job") is not None
+        wait_power_state(x, vm, expect_power, timeout)
+
+    request(2, "Running")
+    con.wait_for(r"XENCIM-GUEST heartbeat")
+    request(9, "Paused")
+    time.sleep(0.5)
+    frozen = con.last_heartbeat()
+    time.sleep(2.5)
+    assert con.last_heartbeat() == frozen
+    request(2, "Running")
+    assert con.wait_heartbeat_after(frozen) == frozen + 1
+    request(6, "Suspended")
+    saved = con.last_heartbeat()
+    con.mark()
+    request(2, "Running")
+    assert con.wait_heartbeat_after(saved) == saved + 1
+    assert "XENCIM-GUEST up" not in con.since()
+    con.mark()
+    request(4, "Halted")
+    assert "XENCIM-GUEST power-button" in con.since()
+    request(2, "Running")
+    con.wait_for(r"XENCIM-GUEST up")
+    pid = qemu_pid(qemu_daemon, x, vm)
+    request(3, "Halted")
+    assert process_gone(pid)
+    x.VM.destroy(vm)
