@@ -40,9 +40,55 @@ CREATE INDEX IF NOT EXISTS objects_class ON objects(class);
 CREATE TABLE IF NOT EXISTS users (name TEXT PRIMARY KEY, password_hash TEXT NOT NULL, role TEXT NOT NULL);
 ";
 
+/// `PRAGMA application_id` of a xencim store ("xcm1"): `file(1)` and the check at open tell a
+/// xencim store from any other SQLite database by it.
+pub const APPLICATION_ID: i32 = 0x7863_6d31;
+/// The store's layout version, in `meta` as `schema_version`. A store written by a newer
+/// version is refused rather than misread.
+pub const SCHEMA_VERSION: u32 = 1;
+const XENCIM_TABLES: [&str; 3] = ["meta", "objects", "users"];
+
+/// Refuses a file that is not a xencim store before anything is written to it, so that a
+/// mistyped `--state-dir` or a damaged file is never overwritten.
+fn check_identity(conn: &Connection, path: &Path) -> anyhow::Result<bool> {
+    let shown = path.display();
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        .and_then(|mut stmt| stmt.query_map([], |r| r.get(0))?.collect())
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "{shown} is not a xencim store (SQLite cannot read it: {e}); refusing to use it. Move it away to start with an empty store"
+            )
+        })?;
+    let app_id: i32 = conn.query_row("PRAGMA application_id", [], |r| r.get(0))?;
+    if tables.is_empty() {
+        return Ok(false);
+    }
+    let ours = app_id == APPLICATION_ID
+        // Stores written before the application id was set: exactly our tables.
+        || (app_id == 0 && tables.iter().all(|t| XENCIM_TABLES.contains(&t.as_str())) && tables.iter().any(|t| t == "objects"));
+    anyhow::ensure!(
+        ours,
+        "{shown} is a SQLite database of another program (application id {app_id:#x}, tables {}); refusing to use it. Point --state-dir elsewhere or move the file away",
+        tables.join(", ")
+    );
+    if tables.iter().any(|t| t == "meta") {
+        let version: Option<String> = conn.query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| r.get(0)).optional()?;
+        if let Some(v) = version {
+            let v: u32 = v.parse().map_err(|_| anyhow::anyhow!("{shown}: unreadable schema_version {v:?}"))?;
+            anyhow::ensure!(
+                v <= SCHEMA_VERSION,
+                "{shown} was written by a newer xencim (store schema {v}, this one knows up to {SCHEMA_VERSION}); refusing to use it"
+            );
+        }
+    }
+    Ok(true)
+}
+
 impl Store {
-    pub fn open(path: &Path) -> rusqlite::Result<Store> {
-        let conn = Connection::open(path)?;
+    pub fn open(path: &Path) -> anyhow::Result<Store> {
+        let conn = Connection::open(path).map_err(|e| anyhow::anyhow!("cannot open the store {}: {e}", path.display()))?;
+        check_identity(&conn, path)?;
         // WAL keeps every committed transaction across a kill -9; NORMAL sync only risks the
         // last transactions on power loss, which is the usual trade for a management daemon.
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -50,7 +96,16 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.execute_batch(SCHEMA)?;
-        Ok(Store { conn })
+        let app_id: i32 = conn.query_row("PRAGMA application_id", [], |r| r.get(0))?;
+        if app_id != APPLICATION_ID {
+            conn.pragma_update(None, "application_id", APPLICATION_ID)?;
+        }
+        let store = Store { conn };
+        if store.meta("store")?.is_none() {
+            store.set_meta("store", "xencim")?;
+            store.set_meta("schema_version", &SCHEMA_VERSION.to_string())?;
+        }
+        Ok(store)
     }
 
     /// Calls `f` for every stored object, one at a time, so that loading a large store never
@@ -166,5 +221,66 @@ pub fn from_json(json: &serde_json::Value) -> Value {
         J::Array(items) => Value::Array(items.iter().map(from_json).collect()),
         J::Object(m) => Value::Struct(m.iter().map(|(k, v)| (k.clone(), from_json(v))).collect()),
         J::Null => Value::Nil,
+    }
+}
+
+#[cfg(test)]
+mod identity_tests {
+    use super::*;
+
+    #[test]
+    fn a_new_store_is_marked_and_reopens() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("xencim.db");
+        drop(Store::open(&path).unwrap());
+        let s = Store::open(&path).unwrap();
+        assert_eq!(s.meta("store").unwrap().as_deref(), Some("xencim"));
+        assert_eq!(s.meta("schema_version").unwrap(), Some(SCHEMA_VERSION.to_string()));
+        let id: i32 = s.conn.query_row("PRAGMA application_id", [], |r| r.get(0)).unwrap();
+        assert_eq!(id, APPLICATION_ID);
+    }
+
+    #[test]
+    fn garbage_and_foreign_databases_are_refused_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let garbage = dir.path().join("garbage.db");
+        let bytes: Vec<u8> = (0..20_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        std::fs::write(&garbage, &bytes).unwrap();
+        let e = Store::open(&garbage).err().unwrap().to_string();
+        assert!(e.contains("is not a xencim store"), "{e}");
+        assert_eq!(std::fs::read(&garbage).unwrap(), bytes);
+
+        let foreign = dir.path().join("foreign.db");
+        Connection::open(&foreign)
+            .unwrap()
+            .execute_batch("CREATE TABLE moz_places (id INTEGER); INSERT INTO moz_places VALUES (1);")
+            .unwrap();
+        let before = std::fs::read(&foreign).unwrap();
+        let e = Store::open(&foreign).err().unwrap().to_string();
+        assert!(e.contains("another program") && e.contains("moz_places"), "{e}");
+        assert_eq!(std::fs::read(&foreign).unwrap(), before);
+
+        // A database that has our table names but another program's id is not ours either.
+        let other = dir.path().join("other.db");
+        let c = Connection::open(&other).unwrap();
+        c.execute_batch("CREATE TABLE objects (x); PRAGMA application_id = 42;").unwrap();
+        drop(c);
+        assert!(Store::open(&other).is_err());
+    }
+
+    #[test]
+    fn a_store_of_a_newer_version_is_refused_and_an_unmarked_one_adopted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("xencim.db");
+        let s = Store::open(&path).unwrap();
+        s.set_meta("schema_version", "99").unwrap();
+        drop(s);
+        let e = Store::open(&path).err().unwrap().to_string();
+        assert!(e.contains("newer xencim"), "{e}");
+
+        let old = dir.path().join("old.db");
+        Connection::open(&old).unwrap().execute_batch(SCHEMA).unwrap();
+        let s = Store::open(&old).unwrap();
+        assert_eq!(s.meta("store").unwrap().as_deref(), Some("xencim"));
     }
 }
