@@ -176,8 +176,8 @@ pub fn job_instance(data: &Data, row: &Row, retention: std::time::Duration) -> I
             },
         );
     if let Some(t) = util::timestamp(created) {
-        i.set("TimeSubmitted", t.clone());
-        i.set("StartTime", t.clone());
+        i.set("TimeSubmitted", t);
+        i.set("StartTime", t);
         i.set("TimeOfLastStateChange", t);
     }
     if done {

@@ -50,7 +50,8 @@ fn target_of(op: &str) -> Option<u16> {
     Some(match op {
         "start" | "start_on" | "unpause" | "resume" | "resume_on" => 2,
         "hard_shutdown" => 3,
-        "clean_shutdown" | "shutdown" => 4,
+        // Not VM.shutdown: it may end as a hard shutdown, which is 3, not what 4 promises.
+        "clean_shutdown" => 4,
         "suspend" => 6,
         "pause" => 9,
         "clean_reboot" => 10,

@@ -24,8 +24,8 @@ use crate::host::{self, HostFacts};
 use crate::input::{self, DiskIn, DiskKind, DiskSource, MemIn, NetIn, ProcIn, ResIn, SystemPatch};
 use crate::jobs::{self, JobSpec, Owner};
 use crate::names::{self, Dev, Obj, NS, VSMS};
+use crate::pools;
 use crate::settings::MIB;
-use crate::system::is_system;
 use crate::util::invalid;
 use crate::Ctx;
 
@@ -97,7 +97,10 @@ struct Plan {
 
 /// Sorts RASDs by resource and refuses a second processor or memory setting and devices that
 /// clash with each other.
-fn sort_resources(list: Vec<(String, ResIn)>) -> Result<(Option<ProcIn>, Option<MemIn>, Vec<DiskIn>, Vec<NetIn>), CimError> {
+/// A VM's resources from a list of RASDs: processors, memory, disks, network ports.
+type Sorted = (Option<ProcIn>, Option<MemIn>, Vec<DiskIn>, Vec<NetIn>);
+
+fn sort_resources(list: Vec<(String, ResIn)>) -> Result<Sorted, CimError> {
     let (mut proc, mut mem, mut disks, mut nets) = (None, None, Vec::<DiskIn>::new(), Vec::<NetIn>::new());
     for (context, r) in list {
         match r {
@@ -663,7 +666,7 @@ fn changed_text(i: &Instance, prop: &str, current: &str) -> bool {
 /// Disk settings on an existing VM: Bootable, the name and the size of its image (the model
 /// resizes only an image no running VM uses); where it comes from and its device stay.
 fn apply_disk(model: &Model, vm_ref: &str, device: &str, i: &Instance, context: &str) -> Result<ApiResult<()>, CimError> {
-    let (vbd_ref, vdi_ref, size, pool) = {
+    let (vbd_ref, vdi_ref, size) = {
         let data = model.db.read();
         let row = data.row(class::VM, vm_ref).ok_or_else(|| CimError::not_found("the VM went away"))?;
         let b = crate::settings::find_vbd(&data, row, device)
@@ -688,9 +691,8 @@ fn apply_disk(model: &Model, vm_ref: &str, device: &str, i: &Instance, context: 
                 return Err(invalid(context, "HostResource", "cannot change; remove the disk and add another"));
             }
         }
-        (vbd_ref, vdi_ref, size, pool)
+        (vbd_ref, vdi_ref, size)
     };
-    let _ = pool;
     let new_size = {
         let units = crate::util::text(i, "VirtualQuantityUnits")
             .filter(|u| !u.eq_ignore_ascii_case("count"))
@@ -742,6 +744,7 @@ fn modify_resource_settings(ctx: &Ctx, op: &OpContext, params: &MethodParams) ->
     let mut work = Vec::new();
     {
         let data = model.db.read();
+        let f = host::facts(ctx, &data);
         for (n, i) in list.iter().enumerate() {
             let context = input::context("ResourceSettings", Some(n), i);
             check_class(op, i, "CIM_ResourceAllocationSettingData", &context)?;
@@ -759,36 +762,20 @@ fn modify_resource_settings(ctx: &Ctx, op: &OpContext, params: &MethodParams) ->
             if res != dev.res() {
                 return Err(invalid(&context, "ResourceType", "does not fit the setting InstanceID names"));
             }
+            // Disks and ports are read against their current state when applied.
             let parsed = match &dev {
-                Dev::Proc(_) => Some(ResIn::Proc(input::resource(&data, &host::facts(ctx, &data), i, &context).and_then(|r| match r {
-                    ResIn::Proc(p) => Ok(p),
-                    _ => unreachable!("resource_of said processor"),
-                })?)),
-                Dev::Mem => {
-                    let f = host::facts(ctx, &data);
-                    match input::resource(&data, &f, i, &context)? {
-                        ResIn::Mem(m) => {
-                            let max = f.memory_total;
-                            for (prop, v) in [("VirtualQuantity", m.quantity), ("Limit", m.limit)] {
-                                if v.is_some_and(|v| v < pools_min() || v > max) {
-                                    return Err(invalid(
-                                        &context,
-                                        prop,
-                                        format!(
-                                            "is outside what MemoryPool/0 can allocate ({} to {} MiB)",
-                                            pools_min() / MIB as u64,
-                                            max / MIB as u64
-                                        ),
-                                    ));
-                                }
-                            }
-                            Some(ResIn::Mem(m))
-                        }
-                        _ => unreachable!("resource_of said memory"),
-                    }
-                }
+                Dev::Proc(_) | Dev::Mem => Some(input::resource(&data, &f, i, &context)?),
                 Dev::Disk(_) | Dev::Net(_) => None,
             };
+            if let Some(ResIn::Mem(m)) = &parsed {
+                let (min, max) = (pools::MEMORY_MIN_MIB * MIB as u64, f.memory_total);
+                for (prop, v) in [("VirtualQuantity", m.quantity), ("Limit", m.limit)] {
+                    if v.is_some_and(|v| v < min || v > max) {
+                        let why = format!("is outside what MemoryPool/0 can allocate ({} to {} MiB)", min / MIB as u64, max / MIB as u64);
+                        return Err(invalid(&context, prop, why));
+                    }
+                }
+            }
             work.push((context, vm_ref, uuid, dev, *i, parsed));
         }
     }
@@ -811,10 +798,6 @@ fn modify_resource_settings(ctx: &Ctx, op: &OpContext, params: &MethodParams) ->
         out.push(names::rasd_path(&uuid, &dev));
     }
     Ok(MethodOutput::returning(RC_OK).with_out("ResultingResourceSettings", ref_array(out)))
-}
-
-fn pools_min() -> u64 {
-    crate::pools::MEMORY_MIN_MIB * MIB as u64
 }
 
 fn remove_resource_settings(ctx: &Ctx, op: &OpContext, params: &MethodParams) -> Result<MethodOutput, CimError> {
@@ -886,9 +869,4 @@ fn remove_resource_settings(ctx: &Ctx, op: &OpContext, params: &MethodParams) ->
         }
     }
     Ok(MethodOutput::returning(RC_OK))
-}
-
-/// Whether a VM record is visible as a virtual system (for the role table's tests).
-pub fn visible(data: &Data, vm_ref: &str) -> bool {
-    data.row(class::VM, vm_ref).is_some_and(is_system)
 }
