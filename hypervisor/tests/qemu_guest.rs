@@ -49,6 +49,15 @@ fn console_has(hv: &QemuHypervisor, uuid: Uuid, needle: &str) -> bool {
     std::fs::read_to_string(hv.console_log_path(uuid)).unwrap_or_default().contains(needle)
 }
 
+/// Ends the guest when the test ends, passed or failed: QEMU outlives its daemon by design.
+struct EndOnDrop<'a>(&'a QemuHypervisor, Uuid);
+
+impl Drop for EndOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.hard_shutdown(self.1);
+    }
+}
+
 fn no_event(events: &Receiver<DomainEvent>) {
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(events.try_recv(), Err(TryRecvError::Empty), "an operation of ours produced a domain event");
@@ -81,6 +90,7 @@ fn a_real_guest_reports_metrics_balloons_hotplugs_and_signals_only_its_own_chang
         nics: vec![NicConfig { device: "0".into(), mac: "00:16:3e:12:34:56".into(), bridge: "xenbr0".into(), mtu: 1500 }],
     };
     let uuid = config.uuid;
+    let _cleanup = EndOnDrop(&hv, uuid);
     let domid = hv.start(&config, false).unwrap();
     assert_eq!(hv.start(&config, false), Err(HypervisorError::DomainExists(uuid)));
     wait_for("the guest's up line", Duration::from_secs(120), || console_has(&hv, uuid, "XENCIM-GUEST up"));
