@@ -90,3 +90,38 @@ def test_ei_and_cm_request_state_change(cim_daemon):
     r = run("gi", vm_uri(d, uuid), fails=True)
     assert "CIM_ERR_NOT_FOUND" in r.stderr
 
+
+
+def test_define_and_start_with_wbemcli_as_documented(cim_daemon):
+    """The wbemcli sequence of docs/cim-example.md: DefineSystem with MOF text (one instance per
+    array parameter: wbemcli drops a second element that contains '='), start, poll the job,
+    read the VM and its settings, hard shutdown, DestroySystem."""
+    d = cim_daemon
+    conn = d.wbem()
+    host = conn.EnumerateInstanceNames("Xen_HostSystem")[0].keybindings["Name"]
+    vsms = (f'{base(d)}:Xen_VirtualSystemManagementService.CreationClassName="Xen_VirtualSystemManagementService",'
+            f'Name="Management Service",SystemCreationClassName="Xen_HostSystem",SystemName="{host}"')
+    system = 'instance of Xen_VirtualSystemSettingData { ElementName = "cli-vm"; VirtualSystemType = "DMTF:Xen:PV"; Kernel = "/boot/vmlinuz"; };'
+    memory = 'instance of Xen_MemResourceAllocationSettingData { ResourceType = 4; VirtualQuantity = 512; AllocationUnits = "byte*2^20"; };'
+    out = run("cm", vsms, f'DefineSystem.SystemSettings="{system}",ResourceSettings="{memory}"').stdout
+    m = re.search(r'DefineSystem: 0, ResultingSystem \(reference\): \S+Name="([0-9a-f-]+)"', out)
+    assert m, out
+    uuid = m.group(1)
+    vm = vm_uri(d, uuid)
+
+    out = run("cm", vm, "RequestStateChange.RequestedState=2").stdout
+    m = re.search(r'RequestStateChange: 4096, Job \(reference\): \S+\.InstanceID="([0-9a-f-]+)"', out)
+    assert m, out
+    deadline = time.time() + 30
+    while "JobState=7" not in run("gi", f'{base(d)}:Xen_ConcreteJob.InstanceID="{m.group(1)}"').stdout:
+        assert time.time() < deadline
+        time.sleep(0.1)
+    info = run("gi", vm).stdout
+    assert 'ElementName="cli-vm"' in info and "EnabledState=2," in info, info
+    settings = run("ai", "-ac", "Xen_VirtualSystemSettingDataComponent", f'{base(d)}:Xen_VirtualSystemSettingData.InstanceID="Xen:{uuid}"').stdout
+    assert f'InstanceID="{uuid}/mem"' in settings and "VirtualQuantity=512," in settings, settings
+    assert f'InstanceID="{uuid}/proc"' in settings
+
+    assert run("cm", vm, "RequestStateChange.RequestedState=3").stdout.strip().endswith("RequestStateChange: 0")
+    affected = f'root/virt:Xen_ComputerSystem.CreationClassName="Xen_ComputerSystem",Name="{uuid}"'
+    assert run("cm", vsms, f"DestroySystem.AffectedSystem={affected}").stdout.strip().endswith("DestroySystem: 0")
