@@ -116,6 +116,10 @@ pub struct FileConfig {
     pub max_body_bytes: Option<usize>,
     pub max_connections: Option<usize>,
     pub max_connections_per_ip: Option<usize>,
+    /// Seconds a client has to send a whole request head (and the TLS handshake): slowloris.
+    pub header_timeout_secs: Option<u64>,
+    /// Seconds a kept-alive connection may idle, and the longest pause inside a request body.
+    pub idle_timeout_secs: Option<u64>,
     /// Host memory the sim hypervisor offers, in MiB.
     pub sim_memory_mib: Option<u64>,
     pub sim_cpus: Option<u32>,
@@ -158,6 +162,8 @@ pub struct Settings {
     pub max_body_bytes: usize,
     pub max_connections: usize,
     pub max_connections_per_ip: usize,
+    pub header_timeout_secs: u64,
+    pub idle_timeout_secs: u64,
     pub sim_memory_mib: u64,
     pub sim_cpus: u32,
     pub accel: AccelKind,
@@ -215,6 +221,8 @@ impl Settings {
             max_body_bytes: file.max_body_bytes.unwrap_or(16 * 1024 * 1024),
             max_connections: file.max_connections.unwrap_or(1024),
             max_connections_per_ip: file.max_connections_per_ip.unwrap_or(256),
+            header_timeout_secs: file.header_timeout_secs.unwrap_or(10).max(1),
+            idle_timeout_secs: file.idle_timeout_secs.unwrap_or(120).max(1),
             sim_memory_mib: file.sim_memory_mib.unwrap_or(16 * 1024),
             sim_cpus: file.sim_cpus.unwrap_or(8),
             accel: args.accel.or(file.accel).unwrap_or(AccelKind::Auto),

@@ -117,6 +117,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         max_body_bytes: settings.max_body_bytes,
         max_connections: settings.max_connections,
         max_connections_per_ip: settings.max_connections_per_ip,
+        header_read_timeout: Duration::from_secs(settings.header_timeout_secs),
+        idle_timeout: Duration::from_secs(settings.idle_timeout_secs),
         ..httpd::Limits::default()
     };
 
