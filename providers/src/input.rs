@@ -7,26 +7,46 @@ use xenapi::datamodel::{class, network, pool, sr, vdi};
 use xenapi::db::Data;
 
 use crate::host::HostFacts;
-use crate::names::{PoolId, Res};
+use crate::names::{PoolId, Res, NS};
 use crate::pools;
 use crate::settings::{BOOT_DEVICES, DISK_UNITS, MEMORY_UNITS, MIB};
 use crate::util::{self, boolean, has, invalid, text, texts, uint};
+use wbem::mof::Repository;
 
-/// The embedded instance of a parameter value: a decoded instance (the dispatcher decodes
-/// CIM-XML and MOF text); anything else is not one.
-pub fn embedded<'a>(value: &'a CimValue, what: &str) -> Result<&'a Instance, CimError> {
+/// The embedded instance of a parameter value. The dispatcher decodes CIM-XML and MOF text that
+/// starts as such; text it left alone (MOF after a comment or with instance qualifiers, CIM-XML
+/// after an XML declaration) is decoded here. Anything else is not an embedded instance.
+pub fn embedded(repo: &Repository, value: &CimValue, what: &str) -> Result<Instance, CimError> {
     match value {
-        CimValue::Instance(i) => Ok(i),
-        CimValue::String(s) => Err(CimError::invalid_parameter(format!(
-            "{what} is not an embedded instance (CIM-XML INSTANCE or MOF 'instance of' text): '{}'",
-            s.chars().take(60).collect::<String>()
-        ))),
+        CimValue::Instance(i) => Ok((**i).clone()),
+        CimValue::String(s) => {
+            let lower = s.to_ascii_lowercase();
+            if lower.contains("<instance") {
+                return match wbem::cimxml::decode_embedded_object(s.trim_start()) {
+                    Ok(wbem::cimxml::CimObject::Instance(i)) => Ok(i),
+                    Ok(_) => Err(CimError::invalid_parameter(format!("{what} is a class, not an instance"))),
+                    Err(e) => Err(CimError::invalid_parameter(format!("{what}: embedded CIM-XML instance: {}", e.description))),
+                };
+            }
+            if lower.contains("instance of") {
+                let mut list =
+                    repo.parse_instances(NS, s).map_err(|e| CimError::invalid_parameter(format!("{what}: embedded MOF instance: {e}")))?;
+                return match list.len() {
+                    1 => Ok(list.remove(0)),
+                    n => Err(CimError::invalid_parameter(format!("{what}: an embedded MOF text must declare one instance, not {n}"))),
+                };
+            }
+            Err(CimError::invalid_parameter(format!(
+                "{what} is not an embedded instance (CIM-XML INSTANCE or MOF 'instance of' text): '{}'",
+                s.chars().take(60).collect::<String>()
+            )))
+        }
         other => Err(CimError::invalid_parameter(format!("{what} is not an embedded instance but a {}", other.cim_type()))),
     }
 }
 
 /// The instances of an array parameter of embedded instances.
-pub fn embedded_list<'a>(value: Option<&'a CimValue>, param: &str) -> Result<Vec<&'a Instance>, CimError> {
+pub fn embedded_list(repo: &Repository, value: Option<&CimValue>, param: &str) -> Result<Vec<Instance>, CimError> {
     match value {
         None => Ok(Vec::new()),
         Some(CimValue::Array(a)) => a
@@ -34,11 +54,11 @@ pub fn embedded_list<'a>(value: Option<&'a CimValue>, param: &str) -> Result<Vec
             .iter()
             .enumerate()
             .map(|(n, e)| match e {
-                Some(v) => embedded(v, &format!("{param}[{n}]")),
+                Some(v) => embedded(repo, v, &format!("{param}[{n}]")),
                 None => Err(CimError::invalid_parameter(format!("{param}[{n}] is NULL"))),
             })
             .collect(),
-        Some(v) => Ok(vec![embedded(v, param)?]),
+        Some(v) => Ok(vec![embedded(repo, v, param)?]),
     }
 }
 

@@ -557,3 +557,28 @@ fn jobs_are_tasks() {
     w.provider.delete_instance(&w.admin(), &job).unwrap();
     assert_eq!(w.get(&job).unwrap_err().status, CimStatus::NotFound);
 }
+
+/// Text the dispatcher leaves as a string (a comment before the MOF, an XML declaration before
+/// the CIM-XML) is decoded by the providers; broken text is CIM_ERR_INVALID_PARAMETER.
+#[test]
+fn embedded_text_the_dispatcher_left_alone() {
+    let w = world();
+    let mof = "// made by a script\ninstance of Xen_VirtualSystemSettingData { ElementName = \"commented\"; };";
+    let xml = r#"<?xml version="1.0"?><INSTANCE CLASSNAME="Xen_MemResourceAllocationSettingData"><PROPERTY NAME="ResourceType" TYPE="uint16"><VALUE>4</VALUE></PROPERTY><PROPERTY NAME="VirtualQuantity" TYPE="uint64"><VALUE>96</VALUE></PROPERTY></INSTANCE>"#;
+    let out = w
+        .call(
+            &w.vsms(),
+            "DefineSystem",
+            vec![("SystemSettings", CimValue::String(mof.into())), ("ResourceSettings", CimValue::from(vec![xml]))],
+        )
+        .unwrap();
+    assert_eq!(rc(&out), 0, "{out:?}");
+    let uuid = out_ref(&out, "ResultingSystem").unwrap().key("Name").unwrap().as_str().unwrap().to_owned();
+    assert_eq!(w.get(&names::rasd_path(&uuid, &Dev::Mem)).unwrap().value("VirtualQuantity").unwrap().as_integer(), Some(96));
+    for bad in ["// x\ninstance of Xen_VirtualSystemSettingData { ElementName = ; };", "<?xml version=\"1.0\"?><INSTANCE CLASSNAME=\"X\">"]
+    {
+        let e = w.call(&w.vsms(), "DefineSystem", vec![("SystemSettings", CimValue::String(bad.into()))]).unwrap_err();
+        assert_eq!(e.status, CimStatus::InvalidParameter, "{e}");
+        assert!(e.description.starts_with("SystemSettings: embedded"), "{e}");
+    }
+}

@@ -137,7 +137,7 @@ fn sort_resources(list: Vec<(String, ResIn)>) -> Result<Sorted, CimError> {
 
 fn read_resources(op: &OpContext, data: &Data, f: &HostFacts, value: Option<&CimValue>) -> Result<Vec<(String, ResIn)>, CimError> {
     let mut out = Vec::new();
-    for (n, i) in input::embedded_list(value, "ResourceSettings")?.into_iter().enumerate() {
+    for (n, i) in input::embedded_list(&op.repository, value, "ResourceSettings")?.iter().enumerate() {
         let context = input::context("ResourceSettings", Some(n), i);
         check_class(op, i, "CIM_ResourceAllocationSettingData", &context)?;
         out.push((context.clone(), input::resource(data, f, i, &context)?));
@@ -150,10 +150,10 @@ fn define_system(ctx: &Ctx, op: &OpContext, params: &MethodParams) -> Result<Met
     let plan = {
         let data = model.db.read();
         let f = host::facts(ctx, &data);
-        let sys = input::embedded(required(params, "SystemSettings")?, "SystemSettings")?;
-        let sys_context = input::context("SystemSettings", None, sys);
-        check_class(op, sys, "CIM_VirtualSystemSettingData", &sys_context)?;
-        let patch = input::system_patch(sys, &sys_context)?;
+        let sys = input::embedded(&op.repository, required(params, "SystemSettings")?, "SystemSettings")?;
+        let sys_context = input::context("SystemSettings", None, &sys);
+        check_class(op, &sys, "CIM_VirtualSystemSettingData", &sys_context)?;
+        let patch = input::system_patch(&sys, &sys_context)?;
         let name = patch.name.clone().filter(|n| !n.is_empty()).ok_or_else(|| invalid(&sys_context, "ElementName", "is required"))?;
         if let Some(u) = &patch.uuid {
             if data.by_uuid(class::VM, u).is_some() {
@@ -482,10 +482,10 @@ fn destroy_system(ctx: &Ctx, op: &OpContext, params: &MethodParams) -> Result<Me
 
 fn modify_system_settings(ctx: &Ctx, op: &OpContext, params: &MethodParams) -> Result<MethodOutput, CimError> {
     let model = &ctx.model;
-    let sys = input::embedded(required(params, "SystemSettings")?, "SystemSettings")?;
-    let context = input::context("SystemSettings", None, sys);
-    check_class(op, sys, "CIM_VirtualSystemSettingData", &context)?;
-    let id = crate::util::text(sys, "InstanceID").ok_or_else(|| invalid(&context, "InstanceID", "is required to name the VM"))?;
+    let sys = input::embedded(&op.repository, required(params, "SystemSettings")?, "SystemSettings")?;
+    let context = input::context("SystemSettings", None, &sys);
+    check_class(op, &sys, "CIM_VirtualSystemSettingData", &context)?;
+    let id = crate::util::text(&sys, "InstanceID").ok_or_else(|| invalid(&context, "InstanceID", "is required to name the VM"))?;
     let path = names::vssd_path(id.strip_prefix("Xen:").unwrap_or(&id));
     let vm_ref = {
         let data = model.db.read();
@@ -494,7 +494,7 @@ fn modify_system_settings(ctx: &Ctx, op: &OpContext, params: &MethodParams) -> R
             None => return Err(invalid(&context, "InstanceID", format!("'{id}' is not Xen:<uuid>"))),
         }
     };
-    let patch = input::system_patch(sys, &context)?;
+    let patch = input::system_patch(&sys, &context)?;
     let current = model.db.read().row(class::VM, &vm_ref).map(|r| r.str(vm::UUID).to_owned()).unwrap_or_default();
     if patch.uuid.as_ref().is_some_and(|u| *u != current) {
         return Err(invalid(&context, "UUID", "cannot change"));
@@ -739,7 +739,7 @@ fn check_net(model: &Model, vm_ref: &str, mac: &str, i: &Instance, context: &str
 
 fn modify_resource_settings(ctx: &Ctx, op: &OpContext, params: &MethodParams) -> Result<MethodOutput, CimError> {
     let model = &ctx.model;
-    let list = input::embedded_list(Some(required(params, "ResourceSettings")?), "ResourceSettings")?;
+    let list = input::embedded_list(&op.repository, Some(required(params, "ResourceSettings")?), "ResourceSettings")?;
     // Read everything first, so that a bad instance late in the list changes nothing.
     let mut work = Vec::new();
     {
@@ -776,7 +776,7 @@ fn modify_resource_settings(ctx: &Ctx, op: &OpContext, params: &MethodParams) ->
                     }
                 }
             }
-            work.push((context, vm_ref, uuid, dev, *i, parsed));
+            work.push((context, vm_ref, uuid, dev, i, parsed));
         }
     }
     let mut out = Vec::new();
