@@ -61,6 +61,9 @@ pub fn vm_links(data: &Data, f: &HostFacts, row: &Row, want: Want) -> Vec<Link> 
         for d in &rasds {
             out.push(Link::new(VSSD_COMPONENT, ("GroupComponent", vssd.clone()), ("PartComponent", names::rasd_path(uuid, d))));
         }
+        if settings::console_instance(data, row).is_some() {
+            out.push(Link::new(VSSD_COMPONENT, ("GroupComponent", vssd.clone()), ("PartComponent", names::console_rasd_path(uuid))));
+        }
     }
     if want(ALLOCATION_FROM_POOL) {
         for d in &rasds {

@@ -17,6 +17,7 @@ pub const PROC_RASD: &str = "Xen_ProcResourceAllocationSettingData";
 pub const MEM_RASD: &str = "Xen_MemResourceAllocationSettingData";
 pub const DISK_RASD: &str = "Xen_DiskResourceAllocationSettingData";
 pub const NET_RASD: &str = "Xen_NetResourceAllocationSettingData";
+pub const CONSOLE_RASD: &str = "Xen_ConsoleResourceAllocationSettingData";
 pub const PROCESSOR: &str = "Xen_Processor";
 pub const MEMORY: &str = "Xen_Memory";
 pub const DISK: &str = "Xen_LogicalDisk";
@@ -256,6 +257,8 @@ pub enum Obj {
     Elec(String),
     Vssd(String),
     Rasd(String, Dev),
+    /// A VM's text console (`<uuid>/console`), while it has one.
+    ConsoleRasd(String),
     Device(String, Dev),
     Pool(PoolId),
     AllocCaps(PoolId),
@@ -339,6 +342,10 @@ pub fn parse(path: &ObjectPath) -> Option<Obj> {
     if Res::from_rasd_class(class).is_some() {
         return parse_rasd_id(class, id?);
     }
+    if is(CONSOLE_RASD) {
+        let (vm, rest) = split_vm_id(id?)?;
+        return (rest == "console").then(|| Obj::ConsoleRasd(vm.to_ascii_lowercase()));
+    }
     if let Some(res) = Res::from_device_class(class) {
         if !ccn_ok(res.device_class()) || !key_str(path, "SystemCreationClassName").is_some_and(|c| c.eq_ignore_ascii_case(CS)) {
             return None;
@@ -403,6 +410,10 @@ pub fn rasd_path(uuid: &str, dev: &Dev) -> ObjectPath {
     path(dev.res().rasd_class()).with_key("InstanceID", rasd_id(uuid, dev))
 }
 
+pub fn console_rasd_path(uuid: &str) -> ObjectPath {
+    path(CONSOLE_RASD).with_key("InstanceID", format!("{uuid}/console"))
+}
+
 pub fn device_path(uuid: &str, dev: &Dev) -> ObjectPath {
     let class = dev.res().device_class();
     path(class)
@@ -449,6 +460,7 @@ mod tests {
             (elec_path(U), Obj::Elec(U.into())),
             (vssd_path(U), Obj::Vssd(U.into())),
             (job_path(U), Obj::Job(U.into())),
+            (console_rasd_path(U), Obj::ConsoleRasd(U.into())),
         ];
         for dev in [Dev::Proc(None), Dev::Mem, Dev::Disk("xvda".into()), Dev::Net("00:16:3e:01:02:03".into())] {
             cases.push((rasd_path(U, &dev), Obj::Rasd(U.into(), dev.clone())));

@@ -28,7 +28,7 @@ impl XenProvider {
 
 /// Every class this provider serves.
 pub fn served_classes() -> Vec<&'static str> {
-    let mut c = vec![HOST, CS, VSMS, VSMC, ELEC, ALLOC_CAPS, VSSD, JOB];
+    let mut c = vec![HOST, CS, VSMS, VSMC, ELEC, ALLOC_CAPS, VSSD, JOB, CONSOLE_RASD];
     for r in Res::ALL {
         c.extend([r.rasd_class(), r.device_class(), r.pool_class()]);
     }
@@ -49,6 +49,7 @@ fn instance_of(ctx: &Ctx, data: &Data, f: &HostFacts, obj: &Obj, path: &ObjectPa
         Obj::Elec(u) => system(u).map(system::elec_instance),
         Obj::Vssd(u) => vm_row(u).map(|r| settings::vssd_instance(data, r)),
         Obj::Rasd(u, dev) => vm_row(u).and_then(|r| settings::rasd_instance(data, r, dev)),
+        Obj::ConsoleRasd(u) => vm_row(u).and_then(|r| settings::console_instance(data, r)),
         Obj::Device(u, dev) => system(u).and_then(|r| devices::device_instance(data, r, dev)),
         Obj::Pool(p) => pools::pool_instance(ctx, data, f, p),
         Obj::AllocCaps(p) => pools::alloc_caps_instance(data, p),
@@ -121,6 +122,9 @@ impl XenProvider {
         if is(VSSD) {
             return Ok(per_vm(ctx, all_vms, |d, _, r| vec![settings::vssd_instance(d, r)]));
         }
+        if is(CONSOLE_RASD) {
+            return Ok(per_vm(ctx, all_vms, |d, _, r| settings::console_instance(d, r).into_iter().collect()));
+        }
         if is(ALLOC_CAPS) {
             return Ok(eager(&|d, _| pools::all(d).iter().filter_map(|p| pools::alloc_caps_instance(d, p)).collect()));
         }
@@ -190,7 +194,7 @@ impl XenProvider {
         let mut links = Vec::new();
         let one_vm = |u: &str| data.by_uuid(class::VM, u).cloned();
         match &obj {
-            Obj::Vm(u) | Obj::Elec(u) | Obj::Vssd(u) | Obj::Rasd(u, _) | Obj::Device(u, _) => {
+            Obj::Vm(u) | Obj::Elec(u) | Obj::Vssd(u) | Obj::Rasd(u, _) | Obj::ConsoleRasd(u) | Obj::Device(u, _) => {
                 if let Some(r) = one_vm(u) {
                     let row = data.row(class::VM, &r).expect("by_uuid row");
                     links.extend(assoc::vm_links(&data, &f, row, &want));

@@ -6,7 +6,7 @@
 //! lead to the same instances.
 
 use wbem::cim::Instance;
-use xenapi::datamodel::{class, network, sr, vbd, vdi, vif, vm, vm_metrics, NULL_REF};
+use xenapi::datamodel::{class, console, network, sr, vbd, vdi, vif, vm, vm_metrics, NULL_REF};
 use xenapi::db::{Data, Row};
 use xenapi::lifecycle::{device_name, PowerState};
 
@@ -238,4 +238,23 @@ pub fn rasd_instance(data: &Data, row: &Row, dev: &Dev) -> Option<Instance> {
     };
     i.path = Some(names::rasd_path(uuid, dev));
     Some(i)
+}
+
+/// A VM's text console, as the model has it while the VM has a domain: a read-only setting
+/// (ResourceType 1, Other), part of the VM's settings but not drawn from a pool.
+pub fn console_instance(data: &Data, row: &Row) -> Option<Instance> {
+    let c = row.strs(vm::CONSOLES).iter().find_map(|r| data.row(class::console, r))?;
+    let uuid = row.str(vm::UUID);
+    Some(
+        Instance::new(names::CONSOLE_RASD)
+            .with("InstanceID", format!("{uuid}/console"))
+            .with("ElementName", "Console")
+            .with("ResourceType", 1u16)
+            .with("OtherResourceType", "console")
+            .with("Protocol", c.str(console::PROTOCOL))
+            .with("Location", c.str(console::LOCATION))
+            .with("ConsumerVisibility", 3u16)
+            .with("ChangeableType", 3u16)
+            .with_path(names::console_rasd_path(uuid)),
+    )
 }

@@ -132,7 +132,13 @@ def test_a_vms_associations(world):
     for target in (vm, halted):
         cs, vssd, elec, devices = m.vm(uuid_of(target))
         assert keys(conn.AssociatorNames(cs, AssocClass="CIM_SystemDevice")) == keys(d for d, _, _ in devices)
-        assert keys(conn.AssociatorNames(vssd, AssocClass="CIM_VirtualSystemSettingDataComponent")) == keys({s for _, s, _ in devices})
+        settings = keys({s for _, s, _ in devices})
+        console = path("Xen_ConsoleResourceAllocationSettingData", InstanceID=f"{uuid_of(target)}/console")
+        if x.VM.get_consoles(x.VM.get_by_uuid(uuid_of(target))):
+            settings.add(key(console))
+            check_pair(conn, "CIM_VirtualSystemSettingDataComponent", vssd, "GroupComponent", console, "PartComponent")
+            assert conn.GetInstance(console)["Protocol"] == "vt100"
+        assert keys(conn.AssociatorNames(vssd, AssocClass="CIM_VirtualSystemSettingDataComponent")) == settings
         assert keys(conn.AssociatorNames(cs, AssocClass="CIM_SettingsDefineState")) == {key(vssd)}
         assert keys(conn.AssociatorNames(cs, AssocClass="CIM_ElementCapabilities")) == {key(elec)}
         check_pair(conn, "CIM_SettingsDefineState", cs, "ManagedElement", vssd, "SettingData")

@@ -125,7 +125,8 @@ def test_generic_console_walk(conn):
     [state_vssd] = conn.Associators(vm, AssocClass="CIM_SettingsDefineState", ResultClass="CIM_VirtualSystemSettingData")
     assert state_vssd["InstanceID"] == f"Xen:{uuid}"
     rasds = conn.Associators(state_vssd.path, AssocClass="CIM_VirtualSystemSettingDataComponent", ResultClass="CIM_ResourceAllocationSettingData")
-    assert sorted(r["ResourceType"] for r in rasds) == [3, 4, 10, 17, 17]
+    # (1: the text console the running VM has.)
+    assert sorted(r["ResourceType"] for r in rasds) == [1, 3, 4, 10, 17, 17]
     for d in devices:
         [setting] = conn.Associators(d.path, AssocClass="CIM_SettingsDefineState", ResultClass="CIM_ResourceAllocationSettingData")
         assert among(setting.path, [r.path for r in rasds])
