@@ -76,9 +76,22 @@ pub fn enabled_state(row: &Row) -> u16 {
     }
 }
 
-/// The target of the operation in progress; 5 (No Change) when none is.
+/// The target of the operation in progress. Otherwise the state the VM is in: the model keeps no
+/// record of the last request (either door may have made it), and CIM_EnabledLogicalElement says
+/// RequestedState and EnabledState are the same once a requested change has taken place, which
+/// is what consoles compare to see a transition done.
 pub fn requested_state(row: &Row) -> u16 {
-    current_ops(row).iter().find_map(|o| target_of(o)).unwrap_or(5)
+    transitioning_to(row).unwrap_or_else(|| match PowerState::of(row) {
+        PowerState::Running => 2,
+        PowerState::Halted => 3,
+        PowerState::Suspended => 6,
+        PowerState::Paused => 9,
+    })
+}
+
+/// The target of the operation in progress, if any.
+pub fn transitioning_to(row: &Row) -> Option<u16> {
+    current_ops(row).iter().find_map(|o| target_of(o))
 }
 
 /// The states RequestStateChange can reach now, from `allowed_operations`.
@@ -129,6 +142,7 @@ pub fn cs_instance(data: &Data, row: &Row) -> Instance {
         .with("NameFormat", "Other")
         .with("EnabledState", enabled_state(row))
         .with("RequestedState", requested_state(row))
+        .with("TransitioningToState", transitioning_to(row).unwrap_or(12))
         .with("EnabledDefault", if row.map_get(vm::OTHER_CONFIG, "auto_poweron") == Some("true") { 2u16 } else { 3u16 })
         .with("AvailableRequestedStates", states_supported(row))
         .with("HealthState", 5u16)

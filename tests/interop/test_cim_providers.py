@@ -111,7 +111,8 @@ def test_generic_console_walk(conn):
     rv, out = request_state(conn, vm, 2)
     assert rv == 4096
     assert wait_job(conn, out["Job"])["JobState"] == JOB_COMPLETED
-    assert values(conn, vm, "EnabledState") == 2
+    running = conn.GetInstance(vm)
+    assert (running["EnabledState"], running["RequestedState"], running["TransitioningToState"]) == (2, 2, 12)
     [elec] = conn.Associators(vm, AssocClass="CIM_ElementCapabilities", ResultClass="CIM_EnabledLogicalElementCapabilities")
     assert {3, 4, 6, 9, 10, 11} <= set(elec["RequestedStatesSupported"])
 
