@@ -3,16 +3,16 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
+// At the crate root, so that domcfg's `super::devspec` finds its sibling as in the binary.
 #[allow(dead_code)]
-mod cli {
-    #[path = "../../../src/cli/devspec.rs"]
-    pub mod devspec;
-    #[path = "../../../src/cli/domcfg.rs"]
-    pub mod domcfg;
-}
+#[path = "../../src/cli/devspec.rs"]
+mod devspec;
+#[allow(dead_code)]
+#[path = "../../src/cli/domcfg.rs"]
+mod domcfg;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
-    let _ = cli::domcfg::parse("fuzz.cfg", text);
-    let _ = cli::domcfg::load("fuzz.cfg", text);
+    let _ = domcfg::parse("fuzz.cfg", text);
+    let _ = domcfg::load("fuzz.cfg", text);
 });
