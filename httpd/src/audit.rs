@@ -18,6 +18,8 @@ pub struct AuditEvent<'a> {
     pub peer: IpAddr,
     /// `login`, a Xen-API message (`VM.start`) or a CIM operation (`DeleteInstance`, a method name).
     pub action: &'a str,
+    /// For a login, how the caller proved who it is: `password` or `client-cert`.
+    pub method: Option<&'a str>,
     /// The object acted on, when there is one (a Xen-API ref, a CIM object path).
     pub target: Option<&'a str>,
     /// `Ok` or the error code / reason.
@@ -60,6 +62,9 @@ pub fn audit_line(event: &AuditEvent<'_>) -> String {
     obj.insert("user".into(), event.user.into());
     obj.insert("peer".into(), event.peer.to_string().into());
     obj.insert("action".into(), event.action.into());
+    if let Some(m) = event.method {
+        obj.insert("method".into(), m.into());
+    }
     if let Some(t) = event.target {
         obj.insert("target".into(), t.into());
     }
@@ -91,11 +96,27 @@ mod tests {
         let path = dir.path().join("sub/audit.log");
         let log = AuditLog::open(&path).unwrap();
         let peer: IpAddr = "10.0.0.5".parse().unwrap();
-        log.record(&AuditEvent { door: "xenapi", user: "al\"ice", peer, action: "VM.start", target: Some("OpaqueRef:1"), result: Ok(()) });
-        log.record(&AuditEvent { door: "wbem", user: "bob", peer, action: "login", target: None, result: Err("bad credentials".into()) });
+        log.record(&AuditEvent {
+            door: "xenapi",
+            user: "al\"ice",
+            peer,
+            action: "VM.start",
+            method: None,
+            target: Some("OpaqueRef:1"),
+            result: Ok(()),
+        });
+        log.record(&AuditEvent {
+            door: "wbem",
+            user: "bob",
+            peer,
+            action: "login",
+            method: Some("password"),
+            target: None,
+            result: Err("bad credentials".into()),
+        });
         drop(log);
         let again = AuditLog::open(&path).unwrap();
-        again.record(&AuditEvent { door: "wbem", user: "bob", peer, action: "DeleteInstance", target: None, result: Ok(()) });
+        again.record(&AuditEvent { door: "wbem", user: "bob", peer, action: "DeleteInstance", method: None, target: None, result: Ok(()) });
         let text = std::fs::read_to_string(&path).unwrap();
         let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         assert_eq!(lines.len(), 3);
@@ -104,6 +125,8 @@ mod tests {
         assert_eq!(lines[0]["result"], "ok");
         assert_eq!(lines[1]["result"], "error: bad credentials");
         assert!(lines[1].get("target").is_none());
+        assert_eq!(lines[1]["method"], "password");
+        assert!(lines[0].get("method").is_none());
         assert_eq!(lines[2]["action"], "DeleteInstance");
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);

@@ -77,4 +77,14 @@ pub enum AuthError {
 /// unknown user as for a wrong password.
 pub trait Authenticator: Send + Sync {
     fn authenticate(&self, user: &str, password: &str, peer: IpAddr) -> Result<Principal, AuthError>;
+
+    /// A caller on a TLS connection whose client certificate, verified against the
+    /// configured client CA, names `cert_user`, asks to act as `user` (the name it sent, or
+    /// `cert_user` itself when it sent none). No password is involved: the certificate is the
+    /// credential, so `user` must equal `cert_user` and be a user the authenticator knows.
+    /// The default refuses every certificate.
+    fn authenticate_certificate(&self, user: &str, cert_user: &str, peer: IpAddr) -> Result<Principal, AuthError> {
+        let _ = (user, cert_user, peer);
+        Err(AuthError::BadCredentials)
+    }
 }

@@ -33,7 +33,7 @@ pub use basic::parse_basic_auth;
 pub use body::{Body, BodyAborted, BodyClosed, BodySender};
 pub use login_limit::{Guarded, LoginLimiter, LoginLimits};
 pub use server::{serve, text_response, BoxFuture, ConnInfo, Handler, Limits, Request, Response, Shutdown};
-pub use tls::{ensure_self_signed, TlsAcceptor};
+pub use tls::{cert_user, ensure_self_signed, CertUserField, ClientCertConfig, TlsAcceptor};
 
 /// The byte buffer request bodies arrive in.
 pub use bytes::Bytes;

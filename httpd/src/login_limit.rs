@@ -155,9 +155,16 @@ impl Guarded {
     }
 }
 
-impl Authenticator for Guarded {
-    fn authenticate(&self, user: &str, password: &str, peer: IpAddr) -> Result<Principal, AuthError> {
-        let verdict = self.limiter.check(user, peer).and_then(|()| self.inner.authenticate(user, password, peer));
+impl Guarded {
+    /// Runs one login attempt for `user` behind the limiter and records it in the audit log.
+    fn attempt(
+        &self,
+        user: &str,
+        peer: IpAddr,
+        method: &str,
+        check: impl FnOnce() -> Result<Principal, AuthError>,
+    ) -> Result<Principal, AuthError> {
+        let verdict = self.limiter.check(user, peer).and_then(|()| check());
         match &verdict {
             Ok(_) => self.limiter.succeeded(user, peer),
             // A user without a role knew the password: not a guess.
@@ -177,11 +184,30 @@ impl Authenticator for Guarded {
                 user,
                 peer,
                 action: "login",
+                method: Some(method),
                 target: None,
                 result: result.map(|_| ()).map_err(|e| e.to_owned()),
             });
         }
         verdict
+    }
+}
+
+impl Authenticator for Guarded {
+    fn authenticate(&self, user: &str, password: &str, peer: IpAddr) -> Result<Principal, AuthError> {
+        self.attempt(user, peer, "password", || self.inner.authenticate(user, password, peer))
+    }
+
+    /// Limited and audited like a password login (method `client-cert`): asking for a user
+    /// other than the certificate's counts as a failed login for that user name.
+    fn authenticate_certificate(&self, user: &str, cert_user: &str, peer: IpAddr) -> Result<Principal, AuthError> {
+        self.attempt(user, peer, "client-cert", || {
+            if user != cert_user {
+                tracing::warn!(user, cert_user, %peer, door = self.door, "login as another user than the client certificate's refused");
+                return Err(AuthError::BadCredentials);
+            }
+            self.inner.authenticate_certificate(user, cert_user, peer)
+        })
     }
 }
 
@@ -257,6 +283,50 @@ mod tests {
                 _ => Err(AuthError::BadCredentials),
             }
         }
+    }
+
+    struct Recorder;
+
+    impl Authenticator for Recorder {
+        fn authenticate(&self, user: &str, password: &str, peer: IpAddr) -> Result<Principal, AuthError> {
+            Fixed.authenticate(user, password, peer)
+        }
+        fn authenticate_certificate(&self, user: &str, _cert_user: &str, _peer: IpAddr) -> Result<Principal, AuthError> {
+            match user {
+                "root" => Ok(Principal { user: user.into(), role: crate::Role::PoolAdmin }),
+                _ => Err(AuthError::BadCredentials),
+            }
+        }
+    }
+
+    #[derive(Default)]
+    struct Lines(Mutex<Vec<String>>);
+    impl AuditSink for Lines {
+        fn record(&self, event: &AuditEvent<'_>) {
+            self.0.lock().push(crate::audit::audit_line(event));
+        }
+    }
+
+    #[test]
+    fn certificate_logins_are_limited_and_audited() {
+        let lines = Arc::new(Lines::default());
+        let g = Guarded::new(Arc::new(Recorder), Arc::new(limiter(2, 100)), Some(lines.clone()), "test");
+        let peer = ip("10.8.8.8");
+        assert_eq!(g.authenticate_certificate("root", "root", peer).unwrap().role, crate::Role::PoolAdmin);
+        // Another name than the certificate's is refused without asking the store, and counts.
+        assert_eq!(g.authenticate_certificate("admin", "root", peer), Err(AuthError::BadCredentials));
+        assert_eq!(g.authenticate_certificate("admin", "root", peer), Err(AuthError::BadCredentials));
+        assert!(matches!(g.authenticate_certificate("admin", "admin", peer), Err(AuthError::RateLimited { .. })));
+        // The default of the trait refuses every certificate.
+        assert_eq!(Fixed.authenticate_certificate("root", "root", peer), Err(AuthError::BadCredentials));
+        let lines: Vec<serde_json::Value> = lines.0.lock().iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines.len(), 4);
+        assert!(lines.iter().all(|l| l["method"] == "client-cert" && l["action"] == "login"));
+        assert_eq!(lines[0]["result"], "ok");
+        assert_eq!(lines[1]["user"], "admin");
+        assert_eq!(lines[1]["result"], "error: bad credentials");
+        assert_eq!(lines[3]["result"], "error: rate limited");
+        g.authenticate("root", "right", peer).unwrap();
     }
 
     #[test]

@@ -40,11 +40,16 @@ pub type Response = hyper::Response<Body>;
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
 /// Where a request came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConnInfo {
     pub peer: SocketAddr,
     /// Whether the connection is TLS.
     pub tls: bool,
+    /// The user named by the client certificate the peer presented in the TLS handshake,
+    /// verified against the listener's client CA (see [`TlsAcceptor::with_client_certs`]);
+    /// `None` without one. The name comes from the certificate only: whether such a user
+    /// exists, and its role, are for the authenticator to say.
+    pub cert_user: Option<Arc<str>>,
 }
 
 /// Answers requests. One handler serves every connection of a listener, concurrently.
@@ -221,7 +226,7 @@ async fn serve_conn(
     let io = CountingIo { inner: stream, activity: activity.clone() };
     match tls {
         None => {
-            let conn = ConnInfo { peer, tls: false };
+            let conn = ConnInfo { peer, tls: false, cert_user: None };
             run_http(io, conn, handler, limits, shutdown, activity).await
         }
         Some(acceptor) => {
@@ -247,7 +252,11 @@ async fn serve_conn(
                 },
                 _ = shutdown.wait() => return,
             }
-            let conn = ConnInfo { peer, tls: true };
+            let cert_user = acceptor.peer_user(stream.ssl()).map(Arc::from);
+            if let Some(user) = &cert_user {
+                tracing::debug!(%peer, user = %user, "TLS client certificate");
+            }
+            let conn = ConnInfo { peer, tls: true, cert_user };
             run_http(stream, conn, handler, limits, shutdown, activity).await
         }
     }
@@ -258,9 +267,11 @@ where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let svc_limits = limits.clone();
+    let peer = conn.peer;
     let service = service_fn(move |req| {
         let handler = handler.clone();
         let limits = svc_limits.clone();
+        let conn = conn.clone();
         async move { Ok::<_, Infallible>(answer(req, handler, conn, &limits).await) }
     });
     let timer = HeadTimer { activity, idle: limits.idle_timeout, first: AtomicBool::new(true) };
@@ -275,7 +286,7 @@ where
         tokio::select! {
             r = http.as_mut() => {
                 if let Err(e) = r {
-                    tracing::debug!(peer = %conn.peer, error = %e, "connection ended with an error");
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
                 }
                 break;
             }

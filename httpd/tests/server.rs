@@ -445,3 +445,102 @@ async fn tls_with_a_self_signed_pair() {
     let _ = tokio::time::timeout(Duration::from_secs(3), c.read_to_end(&mut buf)).await.unwrap();
     assert!(!String::from_utf8_lossy(&buf).contains("200"));
 }
+
+/// A certificate for `cn`, signed by `ca` (self-signed when `None`, and then a CA), valid from
+/// `from` to `to` days from now.
+fn issue(
+    ca: Option<&(openssl::x509::X509, openssl::pkey::PKey<openssl::pkey::Private>)>,
+    cn: &str,
+    from: i64,
+    to: i64,
+) -> (openssl::x509::X509, openssl::pkey::PKey<openssl::pkey::Private>) {
+    use openssl::asn1::Asn1Time;
+    use openssl::x509::extension::BasicConstraints;
+    use openssl::x509::{X509NameBuilder, X509};
+    let key = openssl::pkey::PKey::from_ec_key(
+        openssl::ec::EcKey::generate(&openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap()).unwrap(),
+    )
+    .unwrap();
+    let mut name = X509NameBuilder::new().unwrap();
+    name.append_entry_by_text("CN", cn).unwrap();
+    let name = name.build();
+    let mut b = X509::builder().unwrap();
+    b.set_version(2).unwrap();
+    b.set_serial_number(&openssl::bn::BigNum::from_u32(rand_serial()).unwrap().to_asn1_integer().unwrap()).unwrap();
+    b.set_subject_name(&name).unwrap();
+    b.set_issuer_name(ca.map_or(&*name, |(c, _)| c.subject_name())).unwrap();
+    b.set_pubkey(&key).unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    b.set_not_before(&Asn1Time::from_unix(now + from * 86400).unwrap()).unwrap();
+    b.set_not_after(&Asn1Time::from_unix(now + to * 86400).unwrap()).unwrap();
+    if ca.is_none() {
+        b.append_extension(BasicConstraints::new().critical().ca().build().unwrap()).unwrap();
+    }
+    b.sign(ca.map_or(&key, |(_, k)| k), openssl::hash::MessageDigest::sha256()).unwrap();
+    (b.build(), key)
+}
+
+fn rand_serial() -> u32 {
+    static NEXT: AtomicUsize = AtomicUsize::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed) as u32
+}
+
+#[tokio::test]
+async fn tls_client_certificates_name_the_user() {
+    use httpd::{CertUserField, ClientCertConfig};
+    use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = ensure_self_signed(dir.path(), "xencim.test").unwrap();
+    let ca = issue(None, "Test CA", -1, 30);
+    let other_ca = issue(None, "Other CA", -1, 30);
+    let ca_file = dir.path().join("clients.pem");
+    std::fs::write(&ca_file, ca.0.to_pem().unwrap()).unwrap();
+    let handler = |_: Request, conn: ConnInfo| async move { text_response(StatusCode::OK, format!("user={:?}", conn.cert_user)) };
+    let mut servers = Vec::new();
+    for required in [false, true] {
+        let clients = ClientCertConfig { ca_file: ca_file.clone(), required, user_field: CertUserField::Cn };
+        let acceptor = TlsAcceptor::with_client_certs(&cert, &key, Some(&clients)).unwrap();
+        servers.push(start(handler, Limits::default(), Some(acceptor)).await);
+    }
+    let (optional, required) = (servers[0].addr, servers[1].addr);
+
+    let alice = issue(Some(&ca), "alice", -1, 30);
+    let from_other = issue(Some(&other_ca), "alice", -1, 30);
+    let expired = issue(Some(&ca), "alice", -10, -1);
+    let results = tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let get = |addr: SocketAddr, client: Option<&(openssl::x509::X509, openssl::pkey::PKey<openssl::pkey::Private>)>| {
+            let mut b = SslConnector::builder(SslMethod::tls_client()).unwrap();
+            b.set_verify(SslVerifyMode::NONE);
+            if let Some((c, k)) = client {
+                b.set_certificate(c).unwrap();
+                b.set_private_key(k).unwrap();
+            }
+            let tcp = std::net::TcpStream::connect(addr).unwrap();
+            // TLS 1.3 clients finish their side before the server has checked the
+            // certificate: a refusal shows as an alert on the first read.
+            let mut s = b.build().connect("localhost", tcp).map_err(|e| e.to_string())?;
+            s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").map_err(|e| e.to_string())?;
+            let mut out = String::new();
+            s.read_to_string(&mut out).map_err(|e| e.to_string())?;
+            Ok::<_, String>(out)
+        };
+        [
+            get(optional, Some(&alice)),
+            get(optional, None),
+            get(optional, Some(&from_other)),
+            get(optional, Some(&expired)),
+            get(required, Some(&alice)),
+            get(required, None),
+        ]
+    })
+    .await
+    .unwrap();
+    let [alice, anonymous, other, expired, required_alice, required_none] = results;
+    assert!(alice.as_deref().unwrap().ends_with("user=Some(\"alice\")\n"), "{alice:?}");
+    assert!(anonymous.as_deref().unwrap().ends_with("user=None\n"), "{anonymous:?}");
+    assert!(other.as_ref().unwrap_err().contains("unknown ca"), "{other:?}");
+    assert!(expired.as_ref().unwrap_err().contains("certificate expired"), "{expired:?}");
+    assert!(required_alice.as_deref().unwrap().ends_with("user=Some(\"alice\")\n"), "{required_alice:?}");
+    assert!(required_none.as_ref().unwrap_err().contains("certificate required"), "{required_none:?}");
+}

@@ -53,6 +53,14 @@ const CHANGING_OPERATIONS: &[&str] = &[
     "DeleteQualifier",
 ];
 
+/// What proves a login.
+#[derive(Clone)]
+enum Proof {
+    Password(String),
+    /// The user a verified client certificate names.
+    Cert(Arc<str>),
+}
+
 #[derive(Default)]
 struct CredentialCache {
     /// Random per process, so that the digests mean nothing outside it.
@@ -74,8 +82,24 @@ impl CredentialCache {
         h.finish()
     }
 
-    fn get(&mut self, user: &str, password: &str) -> Option<Principal> {
-        let key = (user.to_string(), self.digest(password));
+    /// A login by client certificate is keyed by the certificate's user behind a 0xff byte,
+    /// which no password (UTF-8) contains, so neither can stand for the other.
+    fn key(&self, user: &str, proof: &Proof) -> (String, [u8; 32]) {
+        let digest = match proof {
+            Proof::Password(p) => self.digest(p),
+            Proof::Cert(cert_user) => {
+                let mut h = openssl::sha::Sha256::new();
+                h.update(&self.salt);
+                h.update(b"\xff");
+                h.update(cert_user.as_bytes());
+                h.finish()
+            }
+        };
+        (user.to_string(), digest)
+    }
+
+    fn get(&mut self, user: &str, proof: &Proof) -> Option<Principal> {
+        let key = self.key(user, proof);
         match self.entries.get(&key) {
             Some((p, at)) if at.elapsed() < CREDENTIAL_CACHE_TTL => Some(p.clone()),
             Some(_) => {
@@ -86,14 +110,14 @@ impl CredentialCache {
         }
     }
 
-    fn put(&mut self, user: &str, password: &str, principal: Principal) {
+    fn put(&mut self, user: &str, proof: &Proof, principal: Principal) {
         if self.entries.len() >= CREDENTIAL_CACHE_MAX {
             self.entries.retain(|_, (_, at)| at.elapsed() < CREDENTIAL_CACHE_TTL);
             if self.entries.len() >= CREDENTIAL_CACHE_MAX {
                 self.entries.clear();
             }
         }
-        let key = (user.to_string(), self.digest(password));
+        let key = self.key(user, proof);
         self.entries.insert(key, (principal, Instant::now()));
     }
 }
@@ -288,6 +312,7 @@ impl WbemHandler {
             user: &principal.user,
             peer,
             action: request.method_name(),
+            method: None,
             target: Some(object),
             result: match result {
                 Ok(()) => Ok(()),
@@ -297,20 +322,36 @@ impl WbemHandler {
         });
     }
 
+    /// HTTP Basic credentials, or on a connection with a verified client certificate the
+    /// certificate's user: a request without `Authorization` acts as that user, and one with
+    /// Basic credentials must name that user (the password is then not checked); see
+    /// docs/tls.md.
     async fn authenticate(self: &Arc<Self>, req: &Request, conn: &ConnInfo) -> Result<Principal, Response> {
-        let Some((user, password)) = httpd::parse_basic_auth(req.headers()) else {
-            return Err(unauthorized("credentials required (HTTP Basic)"));
+        let basic = httpd::parse_basic_auth(req.headers());
+        // The user asked for, and what proves it.
+        let (user, proof) = match (&conn.cert_user, basic) {
+            (None, Some((user, password))) => (user, Proof::Password(password)),
+            (None, None) => return Err(unauthorized("credentials required (HTTP Basic)")),
+            (Some(cert_user), Some((user, _))) => (user, Proof::Cert(cert_user.clone())),
+            (Some(_), None) if req.headers().contains_key(httpd::header::AUTHORIZATION) => {
+                return Err(unauthorized("the Authorization header is not HTTP Basic"));
+            }
+            (Some(cert_user), None) => (cert_user.to_string(), Proof::Cert(cert_user.clone())),
         };
-        if let Some(p) = self.cache.lock().get(&user, &password) {
+        if let Some(p) = self.cache.lock().get(&user, &proof) {
             return Ok(p);
         }
         let auth = self.auth.clone();
         let peer = conn.peer.ip();
-        let (u, pw) = (user.clone(), password.clone());
-        let verdict = tokio::task::spawn_blocking(move || auth.authenticate(&u, &pw, peer)).await;
+        let (u, pr) = (user.clone(), proof.clone());
+        let verdict = tokio::task::spawn_blocking(move || match &pr {
+            Proof::Cert(cert_user) => auth.authenticate_certificate(&u, cert_user, peer),
+            Proof::Password(password) => auth.authenticate(&u, password, peer),
+        })
+        .await;
         match verdict {
             Ok(Ok(principal)) => {
-                self.cache.lock().put(&user, &password, principal.clone());
+                self.cache.lock().put(&user, &proof, principal.clone());
                 Ok(principal)
             }
             Ok(Err(e @ AuthError::RateLimited { .. })) => {

@@ -95,6 +95,8 @@ pub struct Call<'a> {
     pub principal: Option<Principal>,
     pub task: Option<String>,
     pub peer: IpAddr,
+    /// The user the connection's client certificate names (only logins look at it).
+    pub cert_user: Option<&'a str>,
 }
 
 pub struct Api {
@@ -109,7 +111,7 @@ impl Dispatch for Api {
             return Outcome::Bare(Value::Array(all_methods().into_iter().map(Value::Str).collect()));
         }
         let audited = self.audit.as_ref().and_then(|audit| audit_subject(method, &params).map(|s| (audit, s)));
-        let result = self.handle(method, params, ctx.peer.ip());
+        let result = self.handle_as(method, params, ctx.peer.ip(), ctx.cert_user.as_deref());
         if let Some((audit, (session, target))) = audited {
             let user = session.as_deref().and_then(|s| self.model.sessions.user_of(s)).unwrap_or_default();
             audit.record(&httpd::AuditEvent {
@@ -117,6 +119,7 @@ impl Dispatch for Api {
                 user: &user,
                 peer: ctx.peer.ip(),
                 action: method,
+                method: None,
                 target: target.as_deref(),
                 result: result.as_ref().map(|_| ()).map_err(|e| e.code.to_string()),
             });
@@ -147,7 +150,13 @@ fn audit_subject(method: &str, params: &[Value]) -> Option<(Option<String>, Opti
 }
 
 impl Api {
-    pub fn handle(&self, method: &str, mut params: Vec<Value>, peer: IpAddr) -> ApiResult<Value> {
+    pub fn handle(&self, method: &str, params: Vec<Value>, peer: IpAddr) -> ApiResult<Value> {
+        self.handle_as(method, params, peer, None)
+    }
+
+    /// [`handle`](Self::handle) on a connection whose verified TLS client certificate names
+    /// `cert_user`.
+    pub fn handle_as(&self, method: &str, mut params: Vec<Value>, peer: IpAddr, cert_user: Option<&str>) -> ApiResult<Value> {
         let (is_async, name) = match method.strip_prefix("Async.").or_else(|| method.strip_prefix("InternalAsync.")) {
             Some(rest) => (true, rest),
             None => (false, method),
@@ -188,7 +197,7 @@ impl Api {
             }
             None => (None, None),
         };
-        let call = Call { model: &self.model, session, principal, task: None, peer };
+        let call = Call { model: &self.model, session, principal, task: None, peer, cert_user };
         if !is_async {
             return invoke(&call, &sig, args);
         }
@@ -204,7 +213,7 @@ impl Api {
         std::thread::Builder::new()
             .name("task".into())
             .spawn(move || {
-                let call = Call { model: &model, session, principal, task: Some(task.clone()), peer };
+                let call = Call { model: &model, session, principal, task: Some(task.clone()), peer, cert_user: None };
                 let outcome = tasks::checkpoint(&model, Some(&task)).and_then(|_| invoke(&call, &sig, args));
                 tasks::finish(&model, &task, &outcome);
             })
@@ -244,7 +253,7 @@ type Handler = fn(&Call, Vec<Value>) -> ApiResult<Value>;
 /// datamodel declares is a generated accessor or answers NOT_IMPLEMENTED.
 static HANDLERS: &[(&str, &[&str], Handler)] = &[
     ("session", &["login_with_password", "slave_local_login_with_password"], |c, args| {
-        sessions::login(c.model, s(&args, 0), s(&args, 1), s(&args, 3), c.peer).map(Value::Str)
+        sessions::login(c.model, s(&args, 0), s(&args, 1), s(&args, 3), c.peer, c.cert_user).map(Value::Str)
     }),
     ("session", &["logout", "local_logout"], |c, _args| void(sessions::logout(c.model, c.session.as_deref().unwrap_or("")))),
     ("VM", &["create"], |c, args| {

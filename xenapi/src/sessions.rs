@@ -55,15 +55,22 @@ impl Sessions {
     }
 }
 
-pub fn login(model: &Model, user: &str, password: &str, originator: &str, peer: IpAddr) -> ApiResult<Ref> {
-    let principal = model.auth.authenticate(user, password, peer).map_err(|e| match e {
+/// `session.login_with_password`. On a connection whose client certificate names `cert_user`,
+/// the certificate is the credential: `user` must be `cert_user` and the password is not
+/// checked (see docs/tls.md).
+pub fn login(model: &Model, user: &str, password: &str, originator: &str, peer: IpAddr, cert_user: Option<&str>) -> ApiResult<Ref> {
+    let verdict = match cert_user {
+        Some(cert_user) => model.auth.authenticate_certificate(user, cert_user, peer),
+        None => model.auth.authenticate(user, password, peer),
+    };
+    let principal = verdict.map_err(|e| match e {
         AuthError::NoRole(u) => {
             ApiError::new(codes::SESSION_AUTHORIZATION_FAILED, [u, "The user has no role that allows a login".to_owned()])
         }
         // The limiter's refusal says so and for how long; the others stay vague on purpose.
         other => ApiError::new(codes::SESSION_AUTHENTICATION_FAILED, [user.to_owned(), other.to_string()]),
     })?;
-    tracing::info!(user, %peer, role = %principal.role, "login");
+    tracing::info!(user, %peer, role = %principal.role, client_cert = cert_user.is_some(), "login");
     let session_ref = model.write(|tx| {
         let mut f = default_fields(class::session);
         f[session::THIS_HOST.index()] = Value::str(model.known.host.clone());
@@ -130,6 +137,17 @@ impl Authenticator for LocalAuthenticator {
             _ => Err(AuthError::BadCredentials),
         }
     }
+
+    /// Any entry of the user table: a local user, or a role-only entry made for a PAM user.
+    fn authenticate_certificate(&self, user: &str, cert_user: &str, _peer: IpAddr) -> Result<Principal, AuthError> {
+        if user != cert_user {
+            return Err(AuthError::BadCredentials);
+        }
+        match self.with_store(|s| s.user(user))? {
+            Some(u) => u.role.parse::<Role>().map(|role| Principal { user: u.name, role }).map_err(|_| AuthError::NoRole(user.to_owned())),
+            None => Err(AuthError::BadCredentials),
+        }
+    }
 }
 
 /// The password hash stored for a user who logs in through PAM only: it is not a valid hash, so
@@ -167,6 +185,13 @@ impl Authenticator for PamAuthenticator {
             None => self.default_role,
         };
         role.map(|role| Principal { user: user.to_owned(), role }).ok_or_else(|| AuthError::NoRole(user.to_owned()))
+    }
+
+    /// The user needs an entry in the user table (`xencim user add NAME --pam --role R`):
+    /// PAM cannot say whether a user exists without a password, so `pam_default_role` does not
+    /// apply to certificates.
+    fn authenticate_certificate(&self, user: &str, cert_user: &str, peer: IpAddr) -> Result<Principal, AuthError> {
+        self.roles.authenticate_certificate(user, cert_user, peer)
     }
 }
 

@@ -33,6 +33,8 @@ pub struct CallContext {
     pub peer: SocketAddr,
     pub tls: bool,
     pub protocol: Protocol,
+    /// The user the connection's verified TLS client certificate names, if it has one.
+    pub cert_user: Option<std::sync::Arc<str>>,
 }
 
 /// The result of one call, before encoding.

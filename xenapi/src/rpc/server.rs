@@ -56,7 +56,7 @@ async fn route(dispatch: Arc<dyn Dispatch>, req: Request, conn: ConnInfo) -> Res
         resp.headers_mut().insert(ALLOW, HeaderValue::from_static("POST, OPTIONS"));
         return resp;
     }
-    let ctx = CallContext { peer: conn.peer, tls: conn.tls, protocol };
+    let ctx = CallContext { peer: conn.peer, tls: conn.tls, protocol, cert_user: conn.cert_user };
     let body = req.into_body();
     let reply = tokio::task::spawn_blocking(move || answer(&*dispatch, &body, &ctx)).await;
     let reply = reply.unwrap_or_else(|e| {
