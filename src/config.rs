@@ -109,6 +109,13 @@ pub struct FileConfig {
     pub clean_shutdown_timeout_secs: Option<u64>,
     /// Events a session registered with event.register may have waiting before EVENTS_LOST.
     pub event_queue_limit: Option<usize>,
+    /// Live Xen-API sessions one user may hold; more logins fail with TOO_MANY_SESSIONS.
+    pub max_sessions_per_user: Option<usize>,
+    /// CIM pull enumeration contexts open at once, across all users.
+    pub max_enumeration_contexts: Option<usize>,
+    /// CIM pull enumeration contexts one user may have open at once (CIM-XML has no sessions:
+    /// the authenticated user stands for one).
+    pub max_enumeration_contexts_per_user: Option<usize>,
     /// Indications waiting per listener destination before new ones are dropped.
     pub indication_queue_limit: Option<usize>,
     /// Verify HTTPS indication listeners' certificates.
@@ -157,6 +164,9 @@ pub struct Settings {
     pub task_retention_secs: u64,
     pub clean_shutdown_timeout_secs: u64,
     pub event_queue_limit: usize,
+    pub max_sessions_per_user: usize,
+    pub max_enumeration_contexts: usize,
+    pub max_enumeration_contexts_per_user: usize,
     pub indication_queue_limit: usize,
     pub indication_tls_verify: bool,
     pub max_body_bytes: usize,
@@ -216,6 +226,10 @@ impl Settings {
             task_retention_secs: file.task_retention_secs.unwrap_or(3600),
             clean_shutdown_timeout_secs: file.clean_shutdown_timeout_secs.unwrap_or(60),
             event_queue_limit: file.event_queue_limit.unwrap_or(10_000),
+            // xapi's own per-user-name (and per-originator) bound: real tooling stays far below it.
+            max_sessions_per_user: file.max_sessions_per_user.unwrap_or(500).max(1),
+            max_enumeration_contexts: file.max_enumeration_contexts.unwrap_or(256).max(1),
+            max_enumeration_contexts_per_user: file.max_enumeration_contexts_per_user.unwrap_or(32).max(1),
             indication_queue_limit: file.indication_queue_limit.unwrap_or(10_000).max(1),
             indication_tls_verify: file.indication_tls_verify.unwrap_or(false),
             max_body_bytes: file.max_body_bytes.unwrap_or(16 * 1024 * 1024),

@@ -89,6 +89,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     model_config.task_retention = Duration::from_secs(settings.task_retention_secs);
     model_config.clean_shutdown_timeout = Duration::from_secs(settings.clean_shutdown_timeout_secs);
     model_config.event_queue_limit = settings.event_queue_limit;
+    model_config.max_sessions_per_user = settings.max_sessions_per_user;
     let checker: Arc<dyn httpd::Authenticator> = match settings.auth {
         AuthKind::Local => Arc::new(LocalAuthenticator::new(model_config.store_path())),
         AuthKind::Pam => {
@@ -127,6 +128,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         test_instances: settings.cim_test_instances,
         system_name: hostname(),
         product_version: env!("CARGO_PKG_VERSION").into(),
+        pull: wbem::ops::PullLimits {
+            max_open_contexts: settings.max_enumeration_contexts,
+            max_open_contexts_per_user: settings.max_enumeration_contexts_per_user,
+            ..wbem::ops::PullLimits::default()
+        },
     })?;
     providers::register_all(&wbem_service.providers, &wbem_service.profiles, model.clone()).map_err(anyhow::Error::msg)?;
     indications::install(

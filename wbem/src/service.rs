@@ -23,6 +23,8 @@ pub struct WbemSettings {
     /// The host name, for the keys of the interop instances.
     pub system_name: String,
     pub product_version: String,
+    /// Bounds on pull enumerations (open contexts in all and per user, timeouts, batch size).
+    pub pull: crate::ops::PullLimits,
 }
 
 /// The pieces of the WBEM door. Providers (the virtualization profiles) register into
@@ -45,7 +47,7 @@ impl WbemService {
 
     /// Over an already compiled repository (tests).
     pub fn with_repository(repo: Arc<Repository>, settings: &WbemSettings) -> anyhow::Result<WbemService> {
-        let config = CimomConfig::default();
+        let config = CimomConfig { pull: settings.pull.clone(), ..CimomConfig::default() };
         let providers = Arc::new(ProviderRegistry::new());
         let profiles = Arc::new(ProfileRegistry::new());
         let identity = ServerIdentity {

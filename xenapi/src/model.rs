@@ -23,6 +23,8 @@ pub struct ModelConfig {
     pub clean_shutdown_timeout: Duration,
     /// Events a session registered with `event.register` may have waiting before EVENTS_LOST.
     pub event_queue_limit: usize,
+    /// Live sessions one user may hold; a login beyond it fails with TOO_MANY_SESSIONS.
+    pub max_sessions_per_user: usize,
 }
 
 impl ModelConfig {
@@ -33,6 +35,7 @@ impl ModelConfig {
             task_retention: Duration::from_secs(3600),
             clean_shutdown_timeout: Duration::from_secs(60),
             event_queue_limit: 10_000,
+            max_sessions_per_user: 500,
         }
     }
 

@@ -25,14 +25,59 @@ pub struct SessionInfo {
 /// so that `session.get_record` and events see them.
 #[derive(Default)]
 pub struct Sessions {
-    live: Mutex<HashMap<Ref, SessionInfo>>,
+    live: Mutex<Live>,
+}
+
+#[derive(Default)]
+struct Live {
+    sessions: HashMap<Ref, SessionInfo>,
+    /// Logins of each user that passed the per-user bound and are still creating their session.
+    opening: HashMap<String, usize>,
+}
+
+/// Room for one more session of a user, held from the bound's check until the session is live
+/// (so that concurrent logins cannot overshoot the bound); dropped unused, it frees the room.
+pub struct Slot<'a> {
+    sessions: &'a Sessions,
+    user: String,
+    filled: bool,
+}
+
+impl Slot<'_> {
+    /// The session is live: it counts from now on instead of the slot (under one lock, so the
+    /// user's count never dips or doubles meanwhile).
+    pub fn fill(mut self, session_ref: Ref, info: SessionInfo) {
+        let mut live = self.sessions.live.lock();
+        live.sessions.insert(session_ref, info);
+        Live::done_opening(&mut live.opening, &self.user);
+        self.filled = true;
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        if !self.filled {
+            Live::done_opening(&mut self.sessions.live.lock().opening, &self.user);
+        }
+    }
+}
+
+impl Live {
+    fn done_opening(opening: &mut HashMap<String, usize>, user: &str) {
+        if let Some(n) = opening.get_mut(user) {
+            *n -= 1;
+            if *n == 0 {
+                opening.remove(user);
+            }
+        }
+    }
 }
 
 impl Sessions {
     /// The caller behind a session ref, or SESSION_INVALID (the SDK logs in again on it).
     pub fn check(&self, reference: &str) -> ApiResult<Principal> {
         let mut live = self.live.lock();
-        match live.get_mut(reference) {
+        match live.sessions.get_mut(reference) {
             Some(info) => {
                 info.last_active = Instant::now();
                 Ok(info.principal.clone())
@@ -42,20 +87,48 @@ impl Sessions {
     }
 
     pub fn expired(&self, idle: Duration) -> Vec<Ref> {
-        self.live.lock().iter().filter(|(_, i)| i.last_active.elapsed() > idle).map(|(r, _)| r.clone()).collect()
+        self.live.lock().sessions.iter().filter(|(_, i)| i.last_active.elapsed() > idle).map(|(r, _)| r.clone()).collect()
     }
 
     pub fn count(&self) -> usize {
-        self.live.lock().len()
+        self.live.lock().sessions.len()
+    }
+
+    /// Sessions of `user` that count against the per-user bound: live and idle for no longer
+    /// than `idle` (older ones are expired, whether or not housekeeping has logged them out yet).
+    pub fn count_of(&self, user: &str, idle: Duration) -> usize {
+        Self::held(&self.live.lock(), user, idle)
+    }
+
+    fn held(live: &Live, user: &str, idle: Duration) -> usize {
+        live.sessions.values().filter(|i| i.principal.user == user && i.last_active.elapsed() <= idle).count()
+            + live.opening.get(user).copied().unwrap_or(0)
+    }
+
+    /// Room for one more session of `user`, or TOO_MANY_SESSIONS [user, limit] when the user
+    /// already holds `limit` sessions (counting logins of theirs still under way).
+    pub fn reserve(&self, user: &str, limit: usize, idle: Duration) -> ApiResult<Slot<'_>> {
+        let mut live = self.live.lock();
+        if Self::held(&live, user, idle) >= limit {
+            return Err(ApiError::new(codes::TOO_MANY_SESSIONS, [user.to_owned(), limit.to_string()]));
+        }
+        *live.opening.entry(user.to_owned()).or_insert(0) += 1;
+        Ok(Slot { sessions: self, user: user.to_owned(), filled: false })
     }
 
     /// Who holds a session, without touching its idle clock (for the audit log).
     pub fn user_of(&self, reference: &str) -> Option<String> {
-        self.live.lock().get(reference).map(|i| i.principal.user.clone())
+        self.live.lock().sessions.get(reference).map(|i| i.principal.user.clone())
     }
 }
 
-/// `session.login_with_password`. On a connection whose client certificate names `cert_user`,
+/// `session.login_with_password` (and `slave_local_login_with_password`, over XML-RPC or
+/// JSON-RPC). The credentials are checked first, then the per-user bound on sessions
+/// (`max_sessions_per_user`): a user who already holds that many live sessions is refused with
+/// TOO_MANY_SESSIONS [user, limit] and no session is made. xapi instead logs out the oldest
+/// sessions beyond its bound (500 per originator or user name) when it next collects garbage;
+/// a refusal tells the client at once and never pulls a session from under another client.
+/// On a connection whose client certificate names `cert_user`,
 /// the certificate is the credential: `user` must be `cert_user` and the password is not
 /// checked (see docs/tls.md).
 pub fn login(model: &Model, user: &str, password: &str, originator: &str, peer: IpAddr, cert_user: Option<&str>) -> ApiResult<Ref> {
@@ -70,6 +143,10 @@ pub fn login(model: &Model, user: &str, password: &str, originator: &str, peer: 
         // The limiter's refusal says so and for how long; the others stay vague on purpose.
         other => ApiError::new(codes::SESSION_AUTHENTICATION_FAILED, [user.to_owned(), other.to_string()]),
     })?;
+    let limit = model.config.max_sessions_per_user;
+    let slot = model.sessions.reserve(&principal.user, limit, model.config.session_idle_timeout).inspect_err(|_| {
+        tracing::warn!(user = %principal.user, %peer, limit, "login refused: the user holds as many sessions as allowed");
+    })?;
     tracing::info!(user, %peer, role = %principal.role, client_cert = cert_user.is_some(), "login");
     let session_ref = model.write(|tx| {
         let mut f = default_fields(class::session);
@@ -82,12 +159,12 @@ pub fn login(model: &Model, user: &str, password: &str, originator: &str, peer: 
         f[session::OTHER_CONFIG.index()] = crate::bootstrap::map(&[("role", principal.role.name().to_owned())]);
         Ok(tx.insert(class::session, f))
     })?;
-    model.sessions.live.lock().insert(session_ref.clone(), SessionInfo { principal, last_active: Instant::now() });
+    slot.fill(session_ref.clone(), SessionInfo { principal, last_active: Instant::now() });
     Ok(session_ref)
 }
 
 pub fn logout(model: &Model, session_ref: &str) -> ApiResult<()> {
-    model.sessions.live.lock().remove(session_ref);
+    model.sessions.live.lock().sessions.remove(session_ref);
     model.events.unregister_session(session_ref);
     model.write(|tx| {
         if tx.data().row(class::session, session_ref).is_some() {
@@ -271,3 +348,6 @@ fn validate_user_name(name: &str) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

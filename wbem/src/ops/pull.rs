@@ -3,9 +3,10 @@
 //!
 //! An enumeration context keeps the lazy iterator the Open* built (not a list of results), so the
 //! memory a pull enumeration holds is what one response carries, bounded by MaxObjectCount.
-//! Contexts expire OperationTimeout after the last response, a server-wide cap bounds how many
-//! are open (CIM_ERR_SERVER_LIMITS_EXCEEDED beyond it), and a context is owned by the user and
-//! namespace that opened it. A context is taken out of the table while a Pull runs on it, so a
+//! Contexts expire OperationTimeout after the last response, a server-wide cap and a per-user cap
+//! bound how many are open (CIM_ERR_SERVER_LIMITS_EXCEEDED beyond either), and a context is owned
+//! by the user and namespace that opened it. CIM-XML has no sessions: the per-user cap is what
+//! a session's bound would be elsewhere, counted over every connection of the authenticated user. A context is taken out of the table while a Pull runs on it, so a
 //! concurrent Pull or Close on the same context finds none (CIM_ERR_INVALID_ENUMERATION_CONTEXT).
 
 use std::collections::HashMap;
@@ -30,6 +31,8 @@ use crate::query::Query;
 pub struct PullLimits {
     /// Enumeration contexts open at once, across all clients.
     pub max_open_contexts: usize,
+    /// Enumeration contexts one user (the authenticated principal) may have open at once.
+    pub max_open_contexts_per_user: usize,
     /// OperationTimeout when the client gives none.
     pub default_timeout: Duration,
     /// The largest OperationTimeout accepted (larger ones: CIM_ERR_INVALID_OPERATION_TIMEOUT).
@@ -42,6 +45,7 @@ impl Default for PullLimits {
     fn default() -> Self {
         PullLimits {
             max_open_contexts: 256,
+            max_open_contexts_per_user: 32,
             default_timeout: super::DEFAULT_OPERATION_TIMEOUT,
             max_timeout: Duration::from_secs(3600),
             max_object_count: 100_000,
@@ -103,25 +107,44 @@ impl Contexts {
         open.len()
     }
 
-    /// Fails with CIM_ERR_SERVER_LIMITS_EXCEEDED when no context can be opened now.
-    fn check_room(&self) -> Result<(), CimError> {
-        if self.len() >= self.limits.max_open_contexts {
+    /// Fails with CIM_ERR_SERVER_LIMITS_EXCEEDED when `user` may not open a context now: the
+    /// server keeps `max_open_contexts` or the user has `max_open_contexts_per_user` open.
+    fn check_room(&self, user: &str) -> Result<(), CimError> {
+        let mut open = self.open.lock();
+        self.room(&mut open, user)
+    }
+
+    fn room(&self, open: &mut HashMap<String, EnumContext>, user: &str) -> Result<(), CimError> {
+        let now = Instant::now();
+        open.retain(|_, c| c.expires > now);
+        if open.len() >= self.limits.max_open_contexts {
             return Err(CimError::new(
                 CimStatus::ServerLimitsExceeded,
                 format!(
-                    "{} enumeration contexts are open, the most this server keeps; close some or let them expire",
+                    "{} enumeration contexts are open, the most this server keeps (max_enumeration_contexts); close some or let them expire",
                     self.limits.max_open_contexts
+                ),
+            ));
+        }
+        let limit = self.limits.max_open_contexts_per_user;
+        if open.values().filter(|c| c.user == user).count() >= limit {
+            return Err(CimError::new(
+                CimStatus::ServerLimitsExceeded,
+                format!(
+                    "user '{user}' has {limit} enumeration contexts open, the most one user may keep (max_enumeration_contexts_per_user); close some or let them expire"
                 ),
             ));
         }
         Ok(())
     }
 
+    /// Checks the room and inserts under one lock, so that concurrent Open*s cannot overshoot.
     fn insert(&self, mut ctx: EnumContext) -> Result<String, CimError> {
-        self.check_room()?;
+        let mut open = self.open.lock();
+        self.room(&mut open, &ctx.user)?;
         ctx.expires = Instant::now() + ctx.timeout;
         let id = uuid::Uuid::new_v4().to_string();
-        self.open.lock().insert(id.clone(), ctx);
+        open.insert(id.clone(), ctx);
         Ok(id)
     }
 
@@ -308,7 +331,7 @@ pub fn open(inner: &Arc<Inner>, ctx: &OpContext, call: &IntrinsicCall, out: &mut
         _ => return Err(CimError::not_supported(format!("operation {op} is not supported")).into()),
     };
     // Refuse before any work is visible, rather than after the first objects went out.
-    inner.contexts.check_room()?;
+    inner.contexts.check_room(&ctx.principal.user)?;
     let mut items: ItemIter = items.peekable();
     let count = common.max_object_count.min(inner.contexts.limits.max_object_count);
     write_items(out, &mut items, count, kind, &options)?;

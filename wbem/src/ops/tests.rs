@@ -26,7 +26,13 @@ fn schema() -> Arc<Repository> {
 }
 
 fn settings() -> WbemSettings {
-    WbemSettings { schema_dir: "unused".into(), test_instances: 5, system_name: "testhost".into(), product_version: "9.9.9".into() }
+    WbemSettings {
+        schema_dir: "unused".into(),
+        test_instances: 5,
+        system_name: "testhost".into(),
+        product_version: "9.9.9".into(),
+        pull: PullLimits::default(),
+    }
 }
 
 fn service() -> WbemService {
@@ -631,6 +637,54 @@ fn contexts_are_capped_and_expire() {
         Some(CimStatus::InvalidEnumerationContext)
     );
     open("60").unwrap();
+}
+
+#[test]
+fn contexts_are_capped_per_user() {
+    let pull = PullLimits { max_open_contexts: 10, max_open_contexts_per_user: 2, ..PullLimits::default() };
+    let c = Cimom::new(schema(), service().providers.clone(), CimomConfig { pull, ..CimomConfig::default() });
+    let open = |who: &Principal| {
+        run_as(
+            &c,
+            who,
+            "OpenEnumerateInstances",
+            "root/virt",
+            vec![("ClassName", class("Xen_TestElement")), ("MaxObjectCount", text("1")), ("OperationTimeout", text("60"))],
+        )
+        .map(|(_, params)| context_of(&params).expect("more to pull"))
+    };
+    let first = open(&admin()).unwrap();
+    open(&admin()).unwrap();
+    assert_eq!(open(&admin()).err(), Some(CimStatus::ServerLimitsExceeded));
+    // Another user has room of their own, up to the same bound.
+    open(&reader()).unwrap();
+    open(&reader()).unwrap();
+    assert_eq!(open(&reader()).err(), Some(CimStatus::ServerLimitsExceeded));
+    // A closed context frees its room, for one more only.
+    let close = |ctx: &str| run(&c, "CloseEnumeration", "root/virt", vec![("EnumerationContext", text(ctx))]);
+    close(&first).unwrap();
+    let third = open(&admin()).unwrap();
+    assert_eq!(open(&admin()).err(), Some(CimStatus::ServerLimitsExceeded));
+    // So does an exhausted one: pull the rest (5 instances, one came with the Open).
+    run(&c, "PullInstancesWithPath", "root/virt", vec![("EnumerationContext", text(&third)), ("MaxObjectCount", text("10"))]).unwrap();
+    open(&admin()).unwrap();
+    assert_eq!(c.open_enumeration_contexts(), 4);
+    // A refused Open* leaves nothing open, and the description names the bound.
+    let request = parse_request(&intrinsic_request(
+        "1",
+        "OpenEnumerateInstances",
+        "root/virt",
+        &[("ClassName".to_string(), class("Xen_TestElement")), ("MaxObjectCount".to_string(), text("1"))],
+    ))
+    .unwrap();
+    match c.call(&admin(), &request, &mut VecSink::default()) {
+        Err(CallError::Cim(e)) => {
+            assert_eq!(e.status, CimStatus::ServerLimitsExceeded);
+            assert!(e.description.contains("max_enumeration_contexts_per_user"), "{}", e.description);
+        }
+        _ => panic!("the Open* beyond the bound succeeded"),
+    }
+    assert_eq!(c.open_enumeration_contexts(), 4);
 }
 
 #[test]
