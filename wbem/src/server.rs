@@ -290,6 +290,12 @@ impl WbemHandler {
         self
     }
 
+    /// The bounds on request documents (the defaults unless set).
+    pub fn with_limits(mut self, limits: ParseLimits) -> WbemHandler {
+        self.limits = limits;
+        self
+    }
+
     fn audit_call(
         &self,
         principal: &Principal,
@@ -490,4 +496,14 @@ pub fn handler(cimom: Cimom, auth: Arc<dyn Authenticator>) -> Arc<dyn Handler> {
 /// [`handler`], recording changing operations and method calls in `audit`.
 pub fn handler_with_audit(cimom: Cimom, auth: Arc<dyn Authenticator>, audit: Option<Arc<dyn httpd::AuditSink>>) -> Arc<dyn Handler> {
     Arc::new(ArcHandler(Arc::new(WbemHandler::new(cimom, auth).with_audit(audit))))
+}
+
+/// [`handler_with_audit`], holding request documents to `limits`.
+pub fn handler_with_limits(
+    cimom: Cimom,
+    auth: Arc<dyn Authenticator>,
+    audit: Option<Arc<dyn httpd::AuditSink>>,
+    limits: ParseLimits,
+) -> Arc<dyn Handler> {
+    Arc::new(ArcHandler(Arc::new(WbemHandler::new(cimom, auth).with_audit(audit).with_limits(limits))))
 }

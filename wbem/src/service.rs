@@ -73,4 +73,14 @@ impl WbemService {
     pub fn handler_with_audit(&self, auth: Arc<dyn Authenticator>, audit: Option<Arc<dyn httpd::AuditSink>>) -> Arc<dyn Handler> {
         crate::server::handler_with_audit(self.cimom.clone(), auth, audit)
     }
+
+    /// [`handler_with_audit`](Self::handler_with_audit), holding request documents to `limits`.
+    pub fn handler_with_limits(
+        &self,
+        auth: Arc<dyn Authenticator>,
+        audit: Option<Arc<dyn httpd::AuditSink>>,
+        limits: crate::cimxml::ParseLimits,
+    ) -> Arc<dyn Handler> {
+        crate::server::handler_with_limits(self.cimom.clone(), auth, audit, limits)
+    }
 }

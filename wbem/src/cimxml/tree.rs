@@ -7,7 +7,9 @@ use quick_xml::Reader;
 
 use super::error::{ProtocolError, ProtocolErrorKind};
 
-/// Bounds on what a request may contain. The defaults are far above any real CIM-XML message.
+/// Bounds on what a request may contain. The defaults are far above any real CIM-XML message;
+/// the daemon sets them from its config (`xml_max_depth`, `xml_max_elements`,
+/// `xml_max_attributes`, `max_string_bytes`, `max_array_items`), and each refusal names its key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ParseLimits {
     /// Maximum element nesting depth.
@@ -18,12 +20,32 @@ pub struct ParseLimits {
     pub max_elements: usize,
     /// Maximum nesting of embedded objects (instances inside string values).
     pub max_embedding: usize,
+    /// Longest text of one element (text and CDATA, unescaped) or value of one attribute, in bytes.
+    pub max_string_bytes: usize,
+    /// Most items (children) of one `VALUE.ARRAY` or `VALUE.REFARRAY`.
+    pub max_array_items: usize,
 }
 
 impl Default for ParseLimits {
     fn default() -> Self {
-        ParseLimits { max_depth: 100, max_attributes: 32, max_elements: 250_000, max_embedding: 8 }
+        ParseLimits {
+            max_depth: 100,
+            max_attributes: 32,
+            max_elements: 250_000,
+            max_embedding: 8,
+            max_string_bytes: 1 << 20,
+            max_array_items: 100_000,
+        }
     }
+}
+
+/// Elements whose children are the items of an array value.
+fn is_array(name: &str) -> bool {
+    matches!(name, "VALUE.ARRAY" | "VALUE.REFARRAY")
+}
+
+fn string_too_long(what: &str, limits: &ParseLimits) -> ProtocolError {
+    not_valid(format!("{what} longer than {} bytes (max_string_bytes)", limits.max_string_bytes))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,10 +92,13 @@ fn start_element(input: &str, reader: &Reader<&[u8]>, e: &BytesStart, limits: &P
     for attr in e.attributes() {
         let attr = attr.map_err(|err| not_well_formed(input, pos, err))?;
         if attrs.len() == limits.max_attributes {
-            return Err(not_valid(format!("element {name} has more than {} attributes", limits.max_attributes)));
+            return Err(not_valid(format!("element {name} has more than {} attributes (xml_max_attributes)", limits.max_attributes)));
         }
         let key = std::str::from_utf8(attr.key.as_ref()).map_err(|err| not_well_formed(input, pos, err))?.to_string();
         let value = attr.unescape_value().map_err(|err| not_well_formed(input, pos, err))?.into_owned();
+        if value.len() > limits.max_string_bytes {
+            return Err(string_too_long(&format!("attribute {key} of element {name} is"), limits));
+        }
         attrs.push((key, value));
     }
     Ok(Element { name, attrs, children: Vec::new(), text: String::new() })
@@ -91,6 +116,15 @@ fn check_declaration(input: &str, pos: u64, decl: &quick_xml::events::BytesDecl)
             return Err(not_well_formed(input, pos, format!("encoding '{name}' is not supported: CIM-XML is UTF-8")));
         }
     }
+    Ok(())
+}
+
+/// Appends character data to the open element, within `max_string_bytes`.
+fn push_text(open: &mut Element, text: &str, limits: &ParseLimits) -> Result<(), ProtocolError> {
+    if open.text.len() + text.len() > limits.max_string_bytes {
+        return Err(string_too_long(&format!("the text of element {} is", open.name), limits));
+    }
+    open.text.push_str(text);
     Ok(())
 }
 
@@ -118,10 +152,15 @@ pub(crate) fn parse(input: &str, limits: &ParseLimits) -> Result<Element, Protoc
                 }
                 elements += 1;
                 if elements > limits.max_elements {
-                    return Err(not_valid(format!("more than {} elements", limits.max_elements)));
+                    return Err(not_valid(format!("more than {} elements (xml_max_elements)", limits.max_elements)));
                 }
                 if stack.len() >= limits.max_depth {
-                    return Err(not_valid(format!("elements nested deeper than {}", limits.max_depth)));
+                    return Err(not_valid(format!("elements nested deeper than {} (xml_max_depth)", limits.max_depth)));
+                }
+                if let Some(array) = stack.last().filter(|p| is_array(&p.name)) {
+                    if array.children.len() >= limits.max_array_items {
+                        return Err(not_valid(format!("{} with more than {} items (max_array_items)", array.name, limits.max_array_items)));
+                    }
                 }
                 let element = start_element(input, &reader, e, limits)?;
                 if is_empty {
@@ -144,7 +183,7 @@ pub(crate) fn parse(input: &str, limits: &ParseLimits) -> Result<Element, Protoc
             Event::Text(t) => {
                 let text = t.unescape().map_err(|e| not_well_formed(input, pos, e))?;
                 match stack.last_mut() {
-                    Some(open) => open.text.push_str(&text),
+                    Some(open) => push_text(open, &text, limits)?,
                     None if text.trim().is_empty() => {}
                     None => return Err(not_well_formed(input, pos, "text outside the root element")),
                 }
@@ -152,7 +191,7 @@ pub(crate) fn parse(input: &str, limits: &ParseLimits) -> Result<Element, Protoc
             Event::CData(c) => {
                 let text = c.decode().map_err(|e| not_well_formed(input, pos, e))?;
                 match stack.last_mut() {
-                    Some(open) => open.text.push_str(&text),
+                    Some(open) => push_text(open, &text, limits)?,
                     None => return Err(not_well_formed(input, pos, "CDATA outside the root element")),
                 }
             }
@@ -222,6 +261,37 @@ mod tests {
         assert_eq!(kind(&many_attrs), RequestNotValid);
         let limits = ParseLimits { max_elements: 3, ..ParseLimits::default() };
         assert_eq!(parse("<a><b/><c/><d/></a>", &limits).unwrap_err().kind, RequestNotValid);
+    }
+
+    /// Each limit: a document exactly at it parses, one a step over is refused as not valid,
+    /// with the config key and its value in the description.
+    #[test]
+    fn each_limit_is_exact() {
+        let small =
+            ParseLimits { max_depth: 5, max_attributes: 3, max_elements: 6, max_embedding: 8, max_string_bytes: 10, max_array_items: 4 };
+        let nest = |n: usize| "<a>".repeat(n) + &"</a>".repeat(n);
+        let attrs = |n: usize| format!("<a {}/>", (0..n).map(|i| format!("a{i}=\"\"")).collect::<Vec<_>>().join(" "));
+        let array = |name: &str, n: usize| format!("<{name}>{}</{name}>", "<VALUE>1</VALUE>".repeat(n));
+        #[rustfmt::skip]
+        let table: Vec<(&str, String, String, &str)> = vec![
+            ("xml_max_depth", nest(5), nest(6), "deeper than 5 (xml_max_depth)"),
+            ("xml_max_elements", format!("<a>{}</a>", "<b/>".repeat(5)), format!("<a>{}</a>", "<b/>".repeat(6)), "more than 6 elements (xml_max_elements)"),
+            ("xml_max_attributes", attrs(3), attrs(4), "more than 3 attributes (xml_max_attributes)"),
+            ("text", format!("<a>{}</a>", "x".repeat(10)), format!("<a>{}</a>", "x".repeat(11)), "longer than 10 bytes (max_string_bytes)"),
+            ("text in pieces", "<a>12345<![CDATA[678]]>&amp;9</a>".into(), "<a>12345<![CDATA[678]]>&amp;90</a>".into(), "longer than 10 bytes (max_string_bytes)"),
+            ("attribute value", format!("<a x=\"{}\"/>", "&lt;".repeat(10)), format!("<a x=\"{}\"/>", "&lt;".repeat(11)), "attribute x of element a is longer than 10 bytes (max_string_bytes)"),
+            ("VALUE.ARRAY", array("VALUE.ARRAY", 4), array("VALUE.ARRAY", 5), "VALUE.ARRAY with more than 4 items (max_array_items)"),
+            ("VALUE.REFARRAY", "<VALUE.REFARRAY><VALUE.NULL/><VALUE.NULL/><VALUE.NULL/><VALUE.NULL/></VALUE.REFARRAY>".into(), "<VALUE.REFARRAY><VALUE.NULL/><VALUE.NULL/><VALUE.NULL/><VALUE.NULL/><VALUE.NULL/></VALUE.REFARRAY>".into(), "VALUE.REFARRAY with more than 4 items (max_array_items)"),
+        ];
+        for (what, at, over, mention) in table {
+            assert!(parse(&at, &small).is_ok(), "{what}: at the limit: {:?}", parse(&at, &small).unwrap_err());
+            let e = parse(&over, &small).unwrap_err();
+            assert_eq!(e.kind, ProtocolErrorKind::RequestNotValid, "{what}: {e}");
+            assert!(e.description.contains(mention), "{what}: {e}");
+            assert!(parse(&over, &ParseLimits::default()).is_ok(), "{what}: only the small limit refuses it");
+        }
+        // Other elements with many children are not arrays.
+        assert!(parse(&format!("<a>{}</a>", "<b/>".repeat(5)), &ParseLimits { max_elements: 100, ..small }).is_ok());
     }
 
     #[test]

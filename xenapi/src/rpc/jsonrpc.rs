@@ -9,15 +9,19 @@
 //! - A body that is not JSON gets the 2.0 error `-32700` (parse error); a JSON body that is not
 //!   a request object gets `-32600` (invalid request), and non-array params `-32602`. These go
 //!   out with HTTP 200, like other JSON-RPC servers, since the protocol carries the error.
+//! - A request beyond the [`Limits`] (nesting, string length, array length) is refused while
+//!   it is read, as `-32700` with the config key and its value in `data`, as serde_json's own
+//!   nesting bound always did.
 //! - Out: ints as JSON numbers, datetimes as strings, [`Value::Nil`] as `null`, NaN and the
 //!   infinities (not representable in JSON) as `null`. Written straight into a buffer so that
 //!   struct member order (datamodel field order) is kept.
 
+use std::cell::Cell;
 use std::fmt;
 
-use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use super::Outcome;
+use super::{Limits, Outcome};
 use crate::value::Value;
 
 /// JSON-RPC version of a request, which decides the shape of the answer.
@@ -54,16 +58,21 @@ pub const INVALID_PARAMS: i64 = -32602;
 /// The JSON-RPC 2.0 error code carried by Xen-API failures; clients look at `message`.
 pub const API_ERROR: i64 = 1;
 
-#[derive(serde::Deserialize)]
+#[derive(Default)]
 struct Raw {
     jsonrpc: Option<String>,
     method: Option<String>,
-    params: Option<Wire>,
+    params: Option<Value>,
     id: Option<serde_json::Value>,
 }
 
-/// Decodes a request body.
+/// Decodes a request body within the default [`Limits`].
 pub fn parse_request(body: &[u8]) -> Result<Request, Box<RequestError>> {
+    parse_request_with(body, &Limits::default())
+}
+
+/// Decodes a request body within `limits`.
+pub fn parse_request_with(body: &[u8], limits: &Limits) -> Result<Request, Box<RequestError>> {
     // serde would also read a struct from a JSON array (`["2.0","m",[],1]`); only objects are
     // requests. Batches (arrays of requests) are not supported.
     if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
@@ -73,10 +82,17 @@ pub fn parse_request(body: &[u8]) -> Result<Request, Box<RequestError>> {
         };
         return Err(Box::new(RequestError { version: Version::V2, code, message: message.into(), detail, id: serde_json::Value::Null }));
     }
-    let raw: Raw = match serde_json::from_slice(body) {
+    // Above the ceiling serde_json's own bound would answer first, without naming the key.
+    let limits = Limits { json_max_depth: limits.json_max_depth.min(Limits::JSON_DEPTH_CEILING), ..*limits };
+    let breached = Cell::new(false);
+    let ctx = Ctx { limits: &limits, breached: &breached };
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let raw = RequestSeed(ctx).deserialize(&mut de).and_then(|raw| de.end().map(|()| raw));
+    let raw = match raw {
         Ok(r) => r,
         Err(e) => {
             let (code, message) = match e.classify() {
+                _ if breached.get() => (PARSE_ERROR, "Parse error"),
                 serde_json::error::Category::Data => (INVALID_REQUEST, "Invalid Request"),
                 _ => (PARSE_ERROR, "Parse error"),
             };
@@ -98,7 +114,7 @@ pub fn parse_request(body: &[u8]) -> Result<Request, Box<RequestError>> {
         Some(m) if !m.is_empty() => m,
         _ => return fail(INVALID_REQUEST, "Invalid Request", "missing method"),
     };
-    let params = match raw.params.map(|w| w.0) {
+    let params = match raw.params {
         None | Some(Value::Nil) => Vec::new(),
         Some(Value::Array(a)) => a,
         Some(_) => return fail(INVALID_PARAMS, "Invalid params", "params must be an array"),
@@ -284,18 +300,161 @@ fn write_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
-/// A [`Value`] decoded from JSON with object member order kept (serde_json's own map sorts).
-struct Wire(Value);
+/// The limits while one request is read, and whether one was broken (which makes the error
+/// a parse error rather than an invalid request).
+#[derive(Clone, Copy)]
+struct Ctx<'a> {
+    limits: &'a Limits,
+    breached: &'a Cell<bool>,
+}
 
-impl<'de> Deserialize<'de> for Wire {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Wire, D::Error> {
-        d.deserialize_any(WireVisitor).map(Wire)
+impl Ctx<'_> {
+    fn refuse<E: de::Error>(&self, why: String) -> E {
+        self.breached.set(true);
+        E::custom(why)
+    }
+    fn string<E: de::Error>(&self, len: usize) -> Result<(), E> {
+        let max = self.limits.max_string_bytes;
+        if len > max {
+            return Err(self.refuse(format!("a string longer than {max} bytes (max_string_bytes)")));
+        }
+        Ok(())
+    }
+    /// Entering an array or object at `depth` (the request object is 1).
+    fn nest<E: de::Error>(&self, depth: usize) -> Result<(), E> {
+        let max = self.limits.json_max_depth;
+        if depth > max {
+            return Err(self.refuse(format!("arrays and objects nested deeper than {max} (json_max_depth)")));
+        }
+        Ok(())
+    }
+    /// Before adding item `n + 1` to an array (`what` "items") or object ("members").
+    fn another<E: de::Error>(&self, n: usize, container: &str, what: &str) -> Result<(), E> {
+        let max = self.limits.max_array_items;
+        if n >= max {
+            return Err(self.refuse(format!("{container} with more than {max} {what} (max_array_items)")));
+        }
+        Ok(())
     }
 }
 
-struct WireVisitor;
+/// The request object: its four members, anything else skipped.
+struct RequestSeed<'a>(Ctx<'a>);
 
-impl<'de> Visitor<'de> for WireVisitor {
+#[derive(Clone, Copy, PartialEq)]
+enum Field {
+    Jsonrpc,
+    Method,
+    Params,
+    Id,
+    Other,
+}
+
+impl<'de> DeserializeSeed<'de> for Field {
+    type Value = Field;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Field, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for Field {
+    type Value = Field;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a member name")
+    }
+    fn visit_str<E>(self, s: &str) -> Result<Field, E> {
+        Ok(match s {
+            "jsonrpc" => Field::Jsonrpc,
+            "method" => Field::Method,
+            "params" => Field::Params,
+            "id" => Field::Id,
+            _ => Field::Other,
+        })
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for RequestSeed<'_> {
+    type Value = Raw;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Raw, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RequestSeed<'_> {
+    type Value = Raw;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON-RPC request object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Raw, A::Error> {
+        let ctx = self.0;
+        ctx.nest(1)?;
+        let mut raw = Raw::default();
+        let mut seen = Vec::new();
+        while let Some(field) = map.next_key_seed(Field::Other)? {
+            if field != Field::Other {
+                if seen.contains(&field) {
+                    let name = ["jsonrpc", "method", "params", "id"][field as usize];
+                    return Err(de::Error::duplicate_field(name));
+                }
+                seen.push(field);
+            }
+            match field {
+                Field::Jsonrpc | Field::Method => {
+                    let s: Option<String> = map.next_value()?;
+                    ctx.string(s.as_ref().map_or(0, String::len))?;
+                    *(if field == Field::Jsonrpc { &mut raw.jsonrpc } else { &mut raw.method }) = s;
+                }
+                Field::Params => raw.params = Some(map.next_value_seed(WireSeed { ctx, depth: 2 })?),
+                Field::Id => raw.id = Some(map.next_value_seed(IdSeed { ctx, depth: 2 })?),
+                Field::Other => {
+                    map.next_value::<de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(raw)
+    }
+}
+
+/// A member name or string, refused before it is copied when it is too long.
+struct StrSeed<'a>(Ctx<'a>);
+
+impl<'de> DeserializeSeed<'de> for StrSeed<'_> {
+    type Value = String;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<String, D::Error> {
+        d.deserialize_string(self)
+    }
+}
+
+impl Visitor<'_> for StrSeed<'_> {
+    type Value = String;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<String, E> {
+        self.0.string(s.len())?;
+        Ok(s.to_owned())
+    }
+    fn visit_string<E: de::Error>(self, s: String) -> Result<String, E> {
+        self.0.string(s.len())?;
+        Ok(s)
+    }
+}
+
+/// A [`Value`] decoded from JSON with object member order kept (serde_json's own map sorts),
+/// `depth` being the level an array or object here would be at.
+struct WireSeed<'a> {
+    ctx: Ctx<'a>,
+    depth: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for WireSeed<'_> {
+    type Value = Value;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for WireSeed<'_> {
     type Value = Value;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -320,25 +479,102 @@ impl<'de> Visitor<'de> for WireVisitor {
     fn visit_f64<E>(self, f: f64) -> Result<Value, E> {
         Ok(Value::Float(f))
     }
-    fn visit_str<E>(self, s: &str) -> Result<Value, E> {
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Value, E> {
+        self.ctx.string(s.len())?;
         Ok(Value::Str(s.to_owned()))
     }
-    fn visit_string<E>(self, s: String) -> Result<Value, E> {
+    fn visit_string<E: de::Error>(self, s: String) -> Result<Value, E> {
+        self.ctx.string(s.len())?;
         Ok(Value::Str(s))
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let (ctx, depth) = (self.ctx, self.depth);
+        ctx.nest(depth)?;
         let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
-        while let Some(Wire(v)) = seq.next_element()? {
+        // Refused at the first item past the limit, so a long array is never held whole.
+        while let Some(v) = seq.next_element_seed(WireSeed { ctx, depth: depth + 1 })? {
+            ctx.another(items.len(), "an array", "items")?;
             items.push(v);
         }
         Ok(Value::Array(items))
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let (ctx, depth) = (self.ctx, self.depth);
+        ctx.nest(depth)?;
         let mut members = Vec::new();
-        while let Some((k, Wire(v))) = map.next_entry::<String, Wire>()? {
-            members.push((k, v));
+        while let Some(k) = map.next_key_seed(StrSeed(ctx))? {
+            ctx.another(members.len(), "an object", "members")?;
+            members.push((k, map.next_value_seed(WireSeed { ctx, depth: depth + 1 })?));
         }
         Ok(Value::Struct(members))
+    }
+}
+
+/// The request id, echoed verbatim, within the same limits as the params.
+struct IdSeed<'a> {
+    ctx: Ctx<'a>,
+    depth: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for IdSeed<'_> {
+    type Value = serde_json::Value;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<serde_json::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for IdSeed<'_> {
+    type Value = serde_json::Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_unit<E>(self) -> Result<serde_json::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<serde_json::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+    fn visit_bool<E>(self, b: bool) -> Result<serde_json::Value, E> {
+        Ok(b.into())
+    }
+    fn visit_i64<E>(self, i: i64) -> Result<serde_json::Value, E> {
+        Ok(i.into())
+    }
+    fn visit_u64<E>(self, u: u64) -> Result<serde_json::Value, E> {
+        Ok(u.into())
+    }
+    fn visit_f64<E>(self, f: f64) -> Result<serde_json::Value, E> {
+        Ok(f.into())
+    }
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<serde_json::Value, E> {
+        self.ctx.string(s.len())?;
+        Ok(s.into())
+    }
+    fn visit_string<E: de::Error>(self, s: String) -> Result<serde_json::Value, E> {
+        self.ctx.string(s.len())?;
+        Ok(s.into())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<serde_json::Value, A::Error> {
+        let (ctx, depth) = (self.ctx, self.depth);
+        ctx.nest(depth)?;
+        let mut items = Vec::new();
+        while let Some(v) = seq.next_element_seed(IdSeed { ctx, depth: depth + 1 })? {
+            ctx.another(items.len(), "an array", "items")?;
+            items.push(v);
+        }
+        Ok(serde_json::Value::Array(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<serde_json::Value, A::Error> {
+        let (ctx, depth) = (self.ctx, self.depth);
+        ctx.nest(depth)?;
+        let mut members = serde_json::Map::new();
+        while let Some(k) = map.next_key_seed(StrSeed(ctx))? {
+            ctx.another(members.len(), "an object", "members")?;
+            let v = map.next_value_seed(IdSeed { ctx, depth: depth + 1 })?;
+            members.insert(k, v);
+        }
+        Ok(serde_json::Value::Object(members))
     }
 }
 
@@ -412,6 +648,52 @@ mod tests {
         );
         let v1 = err(r#"{"params":[],"id":9}"#);
         assert_eq!(as_json(error_bytes(&v1)), json!({"result":null,"error":["Invalid Request","missing method"],"id":9}));
+    }
+
+    /// Each limit: a request exactly at it parses, one a step over is a parse error naming the
+    /// config key and its value; the default limits take both.
+    #[test]
+    fn each_limit_is_exact() {
+        let d = Limits::default();
+        let req = |params: &str| format!(r#"{{"jsonrpc":"2.0","method":"m","params":{params},"id":1}}"#);
+        let with_id = |id: &str| format!(r#"{{"jsonrpc":"2.0","method":"m","params":[],"id":{id}}}"#);
+        let strings = Limits { max_string_bytes: 10, ..d };
+        let items = Limits { max_array_items: 3, ..d };
+        let depth = Limits { json_max_depth: 4, ..d };
+        #[rustfmt::skip]
+        let table: Vec<(&str, Limits, String, String, &str)> = vec![
+            // The request object is level 1, params 2.
+            ("depth in params", depth, req("[[[1]]]"), req("[[[[1]]]]"), "nested deeper than 4 (json_max_depth)"),
+            ("depth in objects", depth, req(r#"[{"a":{"b":1}}]"#), req(r#"[{"a":{"b":{}}}]"#), "nested deeper than 4 (json_max_depth)"),
+            ("depth in the id", depth, with_id("[[[1]]]"), with_id("[[[[1]]]]"), "nested deeper than 4 (json_max_depth)"),
+            ("string", strings, req(r#"["0123456789"]"#), req(r#"["0123456789a"]"#), "a string longer than 10 bytes (max_string_bytes)"),
+            ("escaped string", strings, req(&format!("[\"{}\"]", "\\u00e9".repeat(5))), req(&format!("[\"{}x\"]", "\\u00e9".repeat(5))), "longer than 10 bytes (max_string_bytes)"),
+            ("member name", strings, req(r#"[{"0123456789":1}]"#), req(r#"[{"0123456789a":1}]"#), "longer than 10 bytes (max_string_bytes)"),
+            ("method", strings, r#"{"method":"0123456789"}"#.into(), r#"{"method":"0123456789a"}"#.into(), "longer than 10 bytes (max_string_bytes)"),
+            ("string id", strings, with_id(r#""0123456789""#), with_id(r#""0123456789a""#), "longer than 10 bytes (max_string_bytes)"),
+            ("array", items, req("[[1,2,3]]"), req("[[1,2,3,4]]"), "an array with more than 3 items (max_array_items)"),
+            ("params", items, req("[1,2,3]"), req("[1,2,3,4]"), "an array with more than 3 items (max_array_items)"),
+            ("object", items, req(r#"[{"a":1,"b":2,"c":3}]"#), req(r#"[{"a":1,"b":2,"c":3,"d":4}]"#), "an object with more than 3 members (max_array_items)"),
+            ("array id", items, with_id("[1,2,3]"), with_id("[1,2,3,4]"), "an array with more than 3 items (max_array_items)"),
+        ];
+        for (what, limits, at, over, mention) in table {
+            if let Err(e) = parse_request_with(at.as_bytes(), &limits) {
+                panic!("{what}: refused at the limit: {e:?}");
+            }
+            let e = parse_request_with(over.as_bytes(), &limits).expect_err(what);
+            assert_eq!((e.code, e.message.as_str(), e.version), (PARSE_ERROR, "Parse error", Version::V2), "{what}: {e:?}");
+            assert!(e.detail.contains(mention), "{what}: {e:?}");
+            assert!(parse_request(over.as_bytes()).is_ok(), "{what}: only the small limit refuses it");
+        }
+        // Up to the ceiling the refusal is ours, naming the key, never serde_json's.
+        let nest = |n: usize| req(&format!("{}{}", "[".repeat(n - 1), "]".repeat(n - 1)));
+        let top = Limits { json_max_depth: usize::MAX, ..d };
+        assert!(parse_request_with(nest(Limits::JSON_DEPTH_CEILING).as_bytes(), &top).is_ok());
+        let e = parse_request_with(nest(Limits::JSON_DEPTH_CEILING + 1).as_bytes(), &top).unwrap_err();
+        assert!(e.detail.contains("deeper than 126 (json_max_depth)"), "{e:?}");
+        // Other errors keep their codes.
+        let e = parse_request_with(br#"{"method":"m","method":"n"}"#, &d).unwrap_err();
+        assert_eq!(e.code, INVALID_REQUEST, "{e:?}");
     }
 
     #[test]

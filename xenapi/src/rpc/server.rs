@@ -5,7 +5,7 @@
 //!   the CORS preflight browsers send before a cross-origin JSON `POST`.
 //! - Every API-level result, success or failure, is HTTP 200 (`text/xml` or `application/json`)
 //!   with `Access-Control-Allow-Origin: *`, as xapi does.
-//! - An XML-RPC body that does not parse gets HTTP 500 with a short `text/plain` reason, as
+//! - An XML-RPC body that does not parse, or goes beyond the [`Limits`], gets HTTP 500 with a short `text/plain` reason, as
 //!   xapi answers one (`reference/xenapi-anchors.md` §2.3, §8.1): an API-level `Failure` would
 //!   claim the call was understood, and the SDK turns a 500 into a `ProtocolError`. JSON-RPC
 //!   carries its own parse errors (see [`jsonrpc`](super::jsonrpc)).
@@ -21,28 +21,34 @@ use std::time::Instant;
 use httpd::header::{HeaderValue, ACCESS_CONTROL_ALLOW_ORIGIN, ALLOW, CONTENT_TYPE};
 use httpd::{text_response, BoxFuture, Bytes, ConnInfo, Method, Request, Response, StatusCode};
 
-use super::{jsonrpc, xmlrpc, CallContext, Dispatch, Outcome, Protocol};
+use super::{jsonrpc, xmlrpc, CallContext, Dispatch, Limits, Outcome, Protocol};
 use crate::value::Value;
 
-/// The HTTP handler of the Xen-API door, for [`httpd::serve`].
+/// The HTTP handler of the Xen-API door, for [`httpd::serve`], with the default [`Limits`].
 pub fn handler(dispatch: Arc<dyn Dispatch>) -> Arc<dyn httpd::Handler> {
-    Arc::new(RpcHandler { dispatch })
+    handler_with_limits(dispatch, Limits::default())
+}
+
+/// [`handler`], holding requests to `limits`.
+pub fn handler_with_limits(dispatch: Arc<dyn Dispatch>, limits: Limits) -> Arc<dyn httpd::Handler> {
+    Arc::new(RpcHandler { dispatch, limits })
 }
 
 struct RpcHandler {
     dispatch: Arc<dyn Dispatch>,
+    limits: Limits,
 }
 
 impl httpd::Handler for RpcHandler {
     fn handle(&self, req: Request, conn: ConnInfo) -> BoxFuture<Response> {
         let dispatch = self.dispatch.clone();
-        Box::pin(route(dispatch, req, conn))
+        Box::pin(route(dispatch, self.limits, req, conn))
     }
 }
 
 const USAGE: &str = "Xen-API: POST XML-RPC to / or /RPC2, JSON-RPC to /jsonrpc";
 
-async fn route(dispatch: Arc<dyn Dispatch>, req: Request, conn: ConnInfo) -> Response {
+async fn route(dispatch: Arc<dyn Dispatch>, limits: Limits, req: Request, conn: ConnInfo) -> Response {
     let protocol = match req.uri().path() {
         "/" | "/RPC2" => Protocol::XmlRpc,
         "/jsonrpc" => Protocol::JsonRpc,
@@ -58,7 +64,7 @@ async fn route(dispatch: Arc<dyn Dispatch>, req: Request, conn: ConnInfo) -> Res
     }
     let ctx = CallContext { peer: conn.peer, tls: conn.tls, protocol, cert_user: conn.cert_user };
     let body = req.into_body();
-    let reply = tokio::task::spawn_blocking(move || answer(&*dispatch, &body, &ctx)).await;
+    let reply = tokio::task::spawn_blocking(move || answer(&*dispatch, &limits, &body, &ctx)).await;
     let reply = reply.unwrap_or_else(|e| {
         // Only reachable if the runtime shuts down under us: `answer` catches panics itself.
         tracing::error!(error = %e, "Xen-API call task failed");
@@ -89,9 +95,9 @@ struct Reply {
     body: Vec<u8>,
 }
 
-fn answer(dispatch: &dyn Dispatch, body: &Bytes, ctx: &CallContext) -> Reply {
+fn answer(dispatch: &dyn Dispatch, limits: &Limits, body: &Bytes, ctx: &CallContext) -> Reply {
     match ctx.protocol {
-        Protocol::XmlRpc => match xmlrpc::parse_call(body) {
+        Protocol::XmlRpc => match xmlrpc::parse_call_with(body, limits) {
             Err(e) => {
                 tracing::debug!(peer = %ctx.peer, error = %e, "malformed XML-RPC request");
                 Reply {
@@ -106,7 +112,7 @@ fn answer(dispatch: &dyn Dispatch, body: &Bytes, ctx: &CallContext) -> Reply {
             }
         },
         Protocol::JsonRpc => {
-            let body = match jsonrpc::parse_request(body) {
+            let body = match jsonrpc::parse_request_with(body, limits) {
                 Err(e) => {
                     tracing::debug!(peer = %ctx.peer, code = e.code, detail = %e.detail, "bad JSON-RPC request");
                     jsonrpc::error_bytes(&e)
@@ -386,6 +392,26 @@ mod tests {
         assert_eq!(r.json()["result"]["protocol"], "JsonRpc");
         let r = c.call("/jsonrpc", b"{oops").await;
         assert_eq!(r.json()["error"]["code"], jsonrpc::PARSE_ERROR);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_handler_holds_requests_to_its_limits() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let limits = Limits { max_string_bytes: 8, ..Limits::default() };
+        let h = handler_with_limits(Arc::new(Fake::default()), limits);
+        tokio::spawn(httpd::serve(listener, None, h, httpd::Limits::default(), httpd::Shutdown::new()));
+        let mut c = Http::connect(addr).await;
+        let r = c.call("/", &xmlrpc::call_bytes("echo", &[s("123456789")])).await;
+        let text = String::from_utf8(r.body).unwrap();
+        assert_eq!(r.status, 500);
+        assert!(text.starts_with("malformed XML-RPC") && text.contains("longer than 8 bytes (max_string_bytes)"), "{text}");
+        let r = c.call("/jsonrpc", br#"{"jsonrpc":"2.0","method":"echo","params":["123456789"],"id":1}"#).await;
+        let j = r.json();
+        assert_eq!(j["error"]["code"], jsonrpc::PARSE_ERROR);
+        assert!(j["error"]["data"][0].as_str().unwrap().contains("longer than 8 bytes (max_string_bytes)"), "{j}");
+        // The same connection carries on within the limits.
+        assert_eq!(c.call("/", &xmlrpc::call_bytes("echo", &[s("12345678")])).await.envelope(), success(Value::Array(vec![s("12345678")])));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,8 +1,8 @@
 //! XML-RPC codec for the Xen-API door.
 //!
 //! The parser is strict about structure and hostile input (no DTDs, no entities beyond the five
-//! predefined ones and character references, bounded nesting and element count, UTF-8 only)
-//! and lenient about types the way xapi is: an untyped `<value>` is a string, a missing
+//! predefined ones and character references, UTF-8 only, and within the [`Limits`] on nesting,
+//! elements, attributes, string length and array length) and lenient about types the way xapi is: an untyped `<value>` is a string, a missing
 //! `<params>` is no params, ints may be `<int>`, `<i4>` or `<i8>`.
 //!
 //! The writer emits the compact typed form of `reference/xenapi-anchors.md` §2.3: no whitespace
@@ -18,16 +18,8 @@ use base64::Engine;
 use quick_xml::events::Event;
 use quick_xml::Reader;
 
-use super::Outcome;
+use super::{Limits, Outcome};
 use crate::value::Value;
-
-/// Deepest nesting of `<value>` inside arrays and structs that the parser accepts. Xen-API
-/// values are at most a few levels deep (a map of records of maps).
-pub const MAX_DEPTH: usize = 64;
-
-/// Most elements one document may have. A 16 MiB body of `<value/>`s would otherwise decode
-/// into millions of values.
-pub const MAX_ELEMENTS: usize = 1_000_000;
 
 /// Why a document was refused. The message is short and safe to send back to the client.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,9 +44,14 @@ pub struct MethodCall {
     pub params: Vec<Value>,
 }
 
-/// Decodes a `<methodCall>` document.
+/// Decodes a `<methodCall>` document within the default [`Limits`].
 pub fn parse_call(body: &[u8]) -> Result<MethodCall, ParseError> {
-    let mut p = Parser::new(body, MAX_ELEMENTS)?;
+    parse_call_with(body, &Limits::default())
+}
+
+/// Decodes a `<methodCall>` document within `limits`.
+pub fn parse_call_with(body: &[u8], limits: &Limits) -> Result<MethodCall, ParseError> {
+    let mut p = Parser::new(body, *limits)?;
     p.expect_start("methodCall")?;
     p.expect_start("methodName")?;
     let method = p.text_until_end("methodName")?.trim().to_owned();
@@ -69,7 +66,7 @@ pub fn parse_call(body: &[u8]) -> Result<MethodCall, ParseError> {
                 match p.next_tag()? {
                     Tag::Start(n) if n == "param" => {
                         p.expect_start("value")?;
-                        params.push(p.value_body(1)?);
+                        params.push(p.value_body()?);
                         p.expect_end("param")?;
                     }
                     Tag::End(n) if n == "params" => break,
@@ -89,21 +86,21 @@ pub fn parse_call(body: &[u8]) -> Result<MethodCall, ParseError> {
 /// tests; the server never sends faults.
 pub fn parse_response(body: &[u8]) -> Result<Value, ParseError> {
     // A response comes from the server the client chose to call, and a big get_all_records
-    // has millions of elements, so only requests are held to MAX_ELEMENTS.
-    let mut p = Parser::new(body, usize::MAX)?;
+    // has millions of elements, so only requests are held to the limits.
+    let mut p = Parser::new(body, Limits::UNBOUNDED)?;
     p.expect_start("methodResponse")?;
     let v = match p.next_tag()? {
         Tag::Start(n) if n == "params" => {
             p.expect_start("param")?;
             p.expect_start("value")?;
-            let v = p.value_body(1)?;
+            let v = p.value_body()?;
             p.expect_end("param")?;
             p.expect_end("params")?;
             v
         }
         Tag::Start(n) if n == "fault" => {
             p.expect_start("value")?;
-            let f = p.value_body(1)?;
+            let f = p.value_body()?;
             let code = f.member("faultCode").cloned().unwrap_or(Value::Nil);
             let text = f.member("faultString").and_then(Value::as_str).unwrap_or("").to_owned();
             return Err(p.error(&format!("fault {code:?}: {text}")));
@@ -115,11 +112,12 @@ pub fn parse_response(body: &[u8]) -> Result<Value, ParseError> {
     Ok(v)
 }
 
-/// Decodes one `<value>...</value>` (the form xapi stores in `task.result`).
+/// Decodes one `<value>...</value>` (the form xapi stores in `task.result`, written by the
+/// server, so only its nesting is bounded).
 pub fn parse_value(xml: &[u8]) -> Result<Value, ParseError> {
-    let mut p = Parser::new(xml, MAX_ELEMENTS)?;
+    let mut p = Parser::new(xml, Limits::UNBOUNDED)?;
     p.expect_start("value")?;
-    let v = p.value_body(1)?;
+    let v = p.value_body()?;
     p.expect_eof()?;
     Ok(v)
 }
@@ -135,11 +133,13 @@ enum Tag {
 struct Parser<'a> {
     reader: Reader<&'a [u8]>,
     elements: usize,
-    max_elements: usize,
+    /// Elements open now.
+    depth: usize,
+    limits: Limits,
 }
 
 impl<'a> Parser<'a> {
-    fn new(body: &'a [u8], max_elements: usize) -> Result<Parser<'a>, ParseError> {
+    fn new(body: &'a [u8], limits: Limits) -> Result<Parser<'a>, ParseError> {
         let text = std::str::from_utf8(body)
             .map_err(|e| ParseError { message: "body is not valid UTF-8".into(), offset: e.valid_up_to() as u64 })?;
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
@@ -148,11 +148,17 @@ impl<'a> Parser<'a> {
         config.expand_empty_elements = true;
         config.check_end_names = true;
         config.trim_text(false);
-        Ok(Parser { reader, elements: 0, max_elements })
+        // The decoder recurses per value level: never deeper than the ceiling, whatever it is told.
+        let limits = Limits { xml_max_depth: limits.xml_max_depth.min(Limits::XML_DEPTH_CEILING), ..limits };
+        Ok(Parser { reader, elements: 0, depth: 0, limits })
     }
 
     fn error(&self, message: &str) -> ParseError {
         ParseError { message: message.to_owned(), offset: self.reader.buffer_position() }
+    }
+
+    fn too_many(&self, what: &str, of: &str) -> ParseError {
+        self.error(&format!("{what} with more than {} {of} (max_array_items)", self.limits.max_array_items))
     }
 
     fn unexpected(&self, got: &Tag, wanted: &str) -> ParseError {
@@ -172,13 +178,27 @@ impl<'a> Parser<'a> {
             let ev = self.reader.read_event().map_err(|e| self.error(&short(&e.to_string())))?;
             return Ok(match ev {
                 Event::Start(e) => {
+                    let l = self.limits;
                     self.elements += 1;
-                    if self.elements > self.max_elements {
-                        return Err(self.error("too many elements"));
+                    if self.elements > l.xml_max_elements {
+                        return Err(self.error(&format!("more than {} elements (xml_max_elements)", l.xml_max_elements)));
                     }
-                    Ev::Start(name(e.name().as_ref()))
+                    self.depth += 1;
+                    if self.depth > l.xml_max_depth {
+                        return Err(self.error(&format!("elements nested deeper than {} (xml_max_depth)", l.xml_max_depth)));
+                    }
+                    let n = name(e.name().as_ref());
+                    // Only counted (XML-RPC has no attributes): no duplicate checks, which cost
+                    // quadratic time.
+                    if e.attributes().with_checks(false).take(l.xml_max_attributes.saturating_add(1)).count() > l.xml_max_attributes {
+                        return Err(self.error(&format!("<{n}> has more than {} attributes (xml_max_attributes)", l.xml_max_attributes)));
+                    }
+                    Ev::Start(n)
                 }
-                Event::End(e) => Ev::End(name(e.name().as_ref())),
+                Event::End(e) => {
+                    self.depth = self.depth.saturating_sub(1);
+                    Ev::End(name(e.name().as_ref()))
+                }
                 Event::Empty(_) => unreachable!("expand_empty_elements is set"),
                 Event::Text(t) => Ev::Text(t.unescape().map_err(|e| self.error(&short(&e.to_string())))?),
                 Event::CData(c) => {
@@ -229,12 +249,22 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// Appends a piece of an element's text, within `max_string_bytes`.
+    fn push_text(&self, text: &mut String, piece: &str, element: &str) -> Result<(), ParseError> {
+        let max = self.limits.max_string_bytes;
+        if text.len().saturating_add(piece.len()) > max {
+            return Err(self.error(&format!("text of <{element}> longer than {max} bytes (max_string_bytes)")));
+        }
+        text.push_str(piece);
+        Ok(())
+    }
+
     /// The text content of an element whose start tag was just read, through its end tag.
     fn text_until_end(&mut self, element: &str) -> Result<String, ParseError> {
         let mut text = String::new();
         loop {
             match self.event()? {
-                Ev::Text(t) => text.push_str(&t),
+                Ev::Text(t) => self.push_text(&mut text, &t, element)?,
                 Ev::End(n) if n == element => return Ok(text),
                 Ev::End(n) => return Err(self.error(&format!("expected </{element}>, found </{n}>"))),
                 Ev::Start(n) => return Err(self.error(&format!("unexpected <{n}> inside <{element}>"))),
@@ -243,22 +273,20 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// The contents of a `<value>` whose start tag was just read, through `</value>`.
-    fn value_body(&mut self, depth: usize) -> Result<Value, ParseError> {
-        if depth > MAX_DEPTH {
-            return Err(self.error("values nested too deeply"));
-        }
+    /// The contents of a `<value>` whose start tag was just read, through `</value>`. The
+    /// recursion through arrays and structs is bounded by `xml_max_depth`.
+    fn value_body(&mut self) -> Result<Value, ParseError> {
         let mut text = String::new();
         loop {
             match self.event()? {
-                Ev::Text(t) => text.push_str(&t),
+                Ev::Text(t) => self.push_text(&mut text, &t, "value")?,
                 // An untyped value is a string, whitespace and all.
                 Ev::End(n) if n == "value" => return Ok(Value::Str(text)),
                 Ev::Start(ty) => {
                     if !is_blank(&text) {
                         return Err(self.error("text mixed with a typed value"));
                     }
-                    let v = self.typed(ty.as_str(), depth)?;
+                    let v = self.typed(ty.as_str())?;
                     self.expect_end("value")?;
                     return Ok(v);
                 }
@@ -269,7 +297,7 @@ impl<'a> Parser<'a> {
     }
 
     /// A typed value whose start tag `<ty>` was just read, through `</ty>`.
-    fn typed(&mut self, ty: &str, depth: usize) -> Result<Value, ParseError> {
+    fn typed(&mut self, ty: &str) -> Result<Value, ParseError> {
         Ok(match ty {
             "string" => Value::Str(self.text_until_end(ty)?),
             "int" | "i4" | "i8" => {
@@ -311,7 +339,12 @@ impl<'a> Parser<'a> {
                 let mut items = Vec::new();
                 loop {
                     match self.next_tag()? {
-                        Tag::Start(n) if n == "value" => items.push(self.value_body(depth + 1)?),
+                        Tag::Start(n) if n == "value" => {
+                            if items.len() >= self.limits.max_array_items {
+                                return Err(self.too_many("array", "items"));
+                            }
+                            items.push(self.value_body()?)
+                        }
                         Tag::End(n) if n == "data" => break,
                         t => return Err(self.unexpected(&t, "<value> or </data>")),
                     }
@@ -324,10 +357,13 @@ impl<'a> Parser<'a> {
                 loop {
                     match self.next_tag()? {
                         Tag::Start(n) if n == "member" => {
+                            if members.len() >= self.limits.max_array_items {
+                                return Err(self.too_many("struct", "members"));
+                            }
                             self.expect_start("name")?;
                             let name = self.text_until_end("name")?;
                             self.expect_start("value")?;
-                            let v = self.value_body(depth + 1)?;
+                            let v = self.value_body()?;
                             self.expect_end("member")?;
                             members.push((name, v));
                         }
@@ -884,7 +920,7 @@ mod tests {
         let xxe = r#"<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><methodCall><methodName>&e;</methodName></methodCall>"#;
         let many = format!(
             "<methodCall><methodName>m</methodName><params><param><value><array><data>{}</data></array></value></param></params></methodCall>",
-            "<value/>".repeat(MAX_ELEMENTS)
+            "<value/>".repeat(Limits::default().xml_max_elements)
         );
         let mut bad_utf8 = b"<methodCall><methodName>m</methodName><params><param><value>".to_vec();
         bad_utf8.extend_from_slice(b"\xff\xfe");
@@ -941,17 +977,51 @@ mod tests {
         }
     }
 
+    /// Each limit: a call exactly at it parses, one a step over is refused with the config key
+    /// and its value in the message; the default limits take both.
     #[test]
-    fn depth_limit_is_exact() {
-        let nest = |n: usize| {
-            format!(
-                "<methodCall><methodName>m</methodName><params><param>{}<value>x</value>{}</param></params></methodCall>",
-                "<value><array><data>".repeat(n),
-                "</data></array></value>".repeat(n)
-            )
+    fn each_limit_is_exact() {
+        let call = |v: &str| format!("<methodCall><methodName>m</methodName><params><param>{v}</param></params></methodCall>");
+        // methodCall, params, param, then three levels per array and the innermost <value>.
+        let nest = |n: usize, inner: &str| {
+            call(&format!("{}<value>{inner}</value>{}", "<value><array><data>".repeat(n), "</data></array></value>".repeat(n)))
         };
-        assert!(parse_call(nest(MAX_DEPTH - 1).as_bytes()).is_ok());
-        assert!(parse_call(nest(MAX_DEPTH).as_bytes()).is_err());
+        let array = |n: usize| call(&format!("<value><array><data>{}</data></array></value>", "<value>1</value>".repeat(n)));
+        let members = |n: usize| {
+            let m: String = (0..n).map(|i| format!("<member><name>m{i}</name><value>1</value></member>")).collect();
+            call(&format!("<value><struct>{m}</struct></value>"))
+        };
+        let string = |n: usize| call(&format!("<value><string>{}</string></value>", "x".repeat(n)));
+        let d = Limits::default();
+        #[rustfmt::skip]
+        let table: Vec<(&str, Limits, String, String, &str)> = vec![
+            ("depth", Limits { xml_max_depth: 10, ..d }, nest(2, "x"), nest(2, "<string>x</string>"), "nested deeper than 10 (xml_max_depth)"),
+            ("depth, default", d, nest(32, "x"), nest(32, "<string>x</string>"), "nested deeper than 100 (xml_max_depth)"),
+            // methodCall, methodName, params, param, value, array, data and the items.
+            ("elements", Limits { xml_max_elements: 12, ..d }, array(5), array(6), "more than 12 elements (xml_max_elements)"),
+            ("attributes", Limits { xml_max_attributes: 2, ..d }, call("<value a='1' b='2'>x</value>"), call("<value a='1' b='2' c='3'>x</value>"), "<value> has more than 2 attributes (xml_max_attributes)"),
+            ("string", Limits { max_string_bytes: 10, ..d }, string(10), string(11), "text of <string> longer than 10 bytes (max_string_bytes)"),
+            ("escaped string", Limits { max_string_bytes: 10, ..d }, call(&format!("<value>{}</value>", "&lt;".repeat(10))), call(&format!("<value>{}</value>", "&lt;".repeat(11))), "text of <value> longer than 10 bytes"),
+            ("string in pieces", Limits { max_string_bytes: 10, ..d }, call("<value><string>12345<![CDATA[<>]]>&amp;9!</string></value>"), call("<value><string>12345<![CDATA[<>]]>&amp;9!!</string></value>"), "longer than 10 bytes"),
+            ("member name", Limits { max_string_bytes: 10, ..d }, call(&format!("<value><struct><member><name>{}</name><value/></member></struct></value>", "n".repeat(10))), call(&format!("<value><struct><member><name>{}</name><value/></member></struct></value>", "n".repeat(11))), "text of <name> longer than 10 bytes"),
+            ("method name", Limits { max_string_bytes: 10, ..d }, "<methodCall><methodName>0123456789</methodName></methodCall>".into(), "<methodCall><methodName>0123456789a</methodName></methodCall>".into(), "text of <methodName> longer than 10 bytes"),
+            ("array", Limits { max_array_items: 3, ..d }, array(3), array(4), "array with more than 3 items (max_array_items)"),
+            ("struct", Limits { max_array_items: 3, ..d }, members(3), members(4), "struct with more than 3 members (max_array_items)"),
+        ];
+        for (what, limits, at, over, mention) in table {
+            if let Err(e) = parse_call_with(at.as_bytes(), &limits) {
+                panic!("{what}: refused at the limit: {e}");
+            }
+            let e = parse_call_with(over.as_bytes(), &limits).expect_err(what);
+            assert!(e.to_string().starts_with("malformed XML-RPC at byte ") && e.message.contains(mention), "{what}: {e}");
+            if limits != d {
+                assert!(parse_call(over.as_bytes()).is_ok(), "{what}: only the small limit refuses it");
+            }
+        }
+        // Whatever the config says, the decoder never recurses past the ceiling.
+        let huge = Limits { xml_max_depth: usize::MAX, ..d };
+        let e = parse_call_with(nest(200, "x").as_bytes(), &huge).unwrap_err();
+        assert!(e.message.contains("deeper than 300"), "{e}");
     }
 
     #[test]

@@ -248,6 +248,32 @@ fn element_count_limit() {
     assert!(parse_request(body.as_bytes()).is_ok());
 }
 
+#[test]
+fn string_and_array_limits_in_real_requests() {
+    let limits = ParseLimits { max_string_bytes: 24, max_array_items: 3, ..ParseLimits::default() };
+    let param = |inner: String| method(&format!(r#"<PARAMVALUE NAME="P">{inner}</PARAMVALUE>"#));
+    let array = |n: usize| param(format!("<VALUE.ARRAY>{}</VALUE.ARRAY>", "<VALUE>1</VALUE>".repeat(n)));
+    let refs = |n: usize| {
+        let one = r#"<VALUE.REFERENCE><INSTANCENAME CLASSNAME="C"/></VALUE.REFERENCE>"#;
+        param(format!("<VALUE.REFARRAY>{}</VALUE.REFARRAY>", one.repeat(n)))
+    };
+    let string = |n: usize| param(format!("<VALUE>{}</VALUE>", "&amp;".repeat(n)));
+    let table: [(&str, String, String, &str); 3] = [
+        ("VALUE.ARRAY", array(3), array(4), "VALUE.ARRAY with more than 3 items (max_array_items)"),
+        ("VALUE.REFARRAY", refs(3), refs(4), "VALUE.REFARRAY with more than 3 items (max_array_items)"),
+        ("string", string(24), string(25), "the text of element VALUE is longer than 24 bytes (max_string_bytes)"),
+    ];
+    for (what, at, over, mention) in table {
+        if let Err(e) = parse_request_with(at.as_bytes(), &limits) {
+            panic!("{what}: refused at the limit: {e:?}");
+        }
+        let Err(RequestError::Protocol(p)) = parse_request_with(over.as_bytes(), &limits) else { panic!("{what}: not refused") };
+        assert_eq!(p.kind, RequestNotValid, "{what}");
+        assert!(p.description.contains(mention), "{what}: {p}");
+        assert!(parse_request(over.as_bytes()).is_ok(), "{what}: only the small limit refuses it");
+    }
+}
+
 /// Every prefix of the captures, and the captures with bytes replaced, decode or fail cleanly.
 #[test]
 fn mangled_captures_never_panic() {
