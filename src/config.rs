@@ -37,6 +37,16 @@ pub enum AuthKind {
     Pam,
 }
 
+/// Which field of a client certificate is the user name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CertUserField {
+    /// The subject's commonName.
+    Cn,
+    /// The subjectAltName's e-mail address (or the subject's emailAddress).
+    Email,
+}
+
 #[derive(Args, Debug, Default)]
 pub struct ServeArgs {
     /// TOML file with any of the settings below (flags win).
@@ -104,6 +114,13 @@ pub struct FileConfig {
     /// PEM certificate and key for both TLS listeners; a self-signed pair is made when absent.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// PEM bundle of the CAs that sign client certificates; when set, both TLS listeners ask
+    /// for one, and a verified certificate authenticates the user it names (docs/tls.md).
+    pub tls_client_ca: Option<PathBuf>,
+    /// With `tls_client_ca`: a TLS client without a certificate fails the handshake.
+    pub tls_client_cert_required: Option<bool>,
+    /// With `tls_client_ca`: the certificate field that is the user name, `cn` (default) or `email`.
+    pub tls_client_cert_user_field: Option<CertUserField>,
     pub session_idle_timeout_secs: Option<u64>,
     pub task_retention_secs: Option<u64>,
     pub clean_shutdown_timeout_secs: Option<u64>,
@@ -160,6 +177,8 @@ pub struct Settings {
     pub no_plaintext: bool,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// Client-certificate authentication on the TLS listeners, when `tls_client_ca` is set.
+    pub tls_client_certs: Option<httpd::ClientCertConfig>,
     pub session_idle_timeout_secs: u64,
     pub task_retention_secs: u64,
     pub clean_shutdown_timeout_secs: u64,
@@ -222,6 +241,20 @@ impl Settings {
             no_plaintext: args.no_plaintext || file.no_plaintext.unwrap_or(false),
             tls_cert: file.tls_cert,
             tls_key: file.tls_key,
+            tls_client_certs: match file.tls_client_ca {
+                Some(ca_file) => Some(httpd::ClientCertConfig {
+                    ca_file,
+                    required: file.tls_client_cert_required.unwrap_or(false),
+                    user_field: match file.tls_client_cert_user_field.unwrap_or(CertUserField::Cn) {
+                        CertUserField::Cn => httpd::CertUserField::Cn,
+                        CertUserField::Email => httpd::CertUserField::Email,
+                    },
+                }),
+                None if file.tls_client_cert_required == Some(true) => {
+                    anyhow::bail!("tls_client_cert_required needs tls_client_ca (the CAs that sign client certificates)")
+                }
+                None => None,
+            },
             session_idle_timeout_secs: file.session_idle_timeout_secs.unwrap_or(24 * 3600),
             task_retention_secs: file.task_retention_secs.unwrap_or(3600),
             clean_shutdown_timeout_secs: file.clean_shutdown_timeout_secs.unwrap_or(60),

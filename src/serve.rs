@@ -113,7 +113,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         (None, None) => httpd::ensure_self_signed(&state_dir.join("tls"), &hostname())?,
         _ => anyhow::bail!("tls_cert and tls_key go together"),
     };
-    let tls = httpd::TlsAcceptor::from_pem_files(&cert, &key)?;
+    if let Some(clients) = &settings.tls_client_certs {
+        tracing::info!(
+            ca = %clients.ca_file.display(),
+            required = clients.required,
+            user_field = ?clients.user_field,
+            "TLS client certificates authenticate users"
+        );
+    }
+    let tls = httpd::TlsAcceptor::with_client_certs(&cert, &key, settings.tls_client_certs.as_ref())?;
     let limits = httpd::Limits {
         max_body_bytes: settings.max_body_bytes,
         max_connections: settings.max_connections,

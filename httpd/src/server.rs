@@ -243,6 +243,9 @@ async fn serve_conn(
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => {
                         tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        // The alert saying why (an untrusted or expired client certificate)
+                        // must reach the client.
+                        linger_close(stream.get_mut()).await;
                         return;
                     }
                     Err(_) => {
@@ -260,6 +263,20 @@ async fn serve_conn(
             run_http(stream, conn, handler, limits, shutdown, activity).await
         }
     }
+}
+
+/// Closes our side, then reads what the peer still sends until it closes too (for at most a
+/// second). Closing a socket with unread data makes the kernel send a reset, which can destroy
+/// what was just written (a TLS alert, an error answer) before the peer reads it: a TLS 1.3
+/// client sends its first request before it learns that its certificate was refused.
+async fn linger_close<S: AsyncRead + AsyncWrite + Unpin>(io: &mut S) {
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        io.shutdown().await?;
+        let mut sink = [0u8; 4096];
+        while io.read(&mut sink).await? > 0 {}
+        Ok::<_, io::Error>(())
+    })
+    .await;
 }
 
 async fn run_http<I>(io: I, conn: ConnInfo, handler: Arc<dyn Handler>, limits: Arc<Limits>, shutdown: Shutdown, activity: Arc<AtomicU64>)
