@@ -144,6 +144,21 @@ pub struct FileConfig {
     pub header_timeout_secs: Option<u64>,
     /// Seconds a kept-alive connection may idle, and the longest pause inside a request body.
     pub idle_timeout_secs: Option<u64>,
+    /// Deepest element nesting of a CIM-XML or XML-RPC request (at most 300).
+    pub xml_max_depth: Option<usize>,
+    /// Most elements in one CIM-XML or XML-RPC request.
+    pub xml_max_elements: Option<usize>,
+    /// Most attributes on one element of a CIM-XML or XML-RPC request.
+    pub xml_max_attributes: Option<usize>,
+    /// Deepest nesting of arrays and objects in a JSON-RPC request, the request object being
+    /// level 1 (at most 126).
+    pub json_max_depth: Option<usize>,
+    /// Longest string in a request on either door (text of an element, attribute value, JSON
+    /// string or member name), in bytes once unescaped.
+    pub max_string_bytes: Option<usize>,
+    /// Most items of one array in a request on either door (CIM VALUE.ARRAY/VALUE.REFARRAY,
+    /// XML-RPC and JSON arrays), and members of one Xen-API struct.
+    pub max_array_items: Option<usize>,
     /// Host memory the sim hypervisor offers, in MiB.
     pub sim_memory_mib: Option<u64>,
     pub sim_cpus: Option<u32>,
@@ -193,6 +208,10 @@ pub struct Settings {
     pub max_connections_per_ip: usize,
     pub header_timeout_secs: u64,
     pub idle_timeout_secs: u64,
+    /// Bounds on CIM-XML request documents.
+    pub cim_limits: wbem::cimxml::ParseLimits,
+    /// Bounds on Xen-API requests, XML-RPC and JSON-RPC.
+    pub xenapi_limits: xenapi::rpc::Limits,
     pub sim_memory_mib: u64,
     pub sim_cpus: u32,
     pub accel: AccelKind,
@@ -214,6 +233,7 @@ impl Settings {
             None => FileConfig::default(),
         };
         let addr = |s: &str| -> SocketAddr { s.parse().expect("built-in address") };
+        let (cim_limits, xenapi_limits) = request_limits(&file)?;
         Ok(Settings {
             state_dir: args.state_dir.or(file.state_dir).unwrap_or_else(crate::default_state_dir),
             hypervisor: args.hypervisor.or(file.hypervisor).unwrap_or(HypervisorKind::Sim),
@@ -270,6 +290,8 @@ impl Settings {
             max_connections_per_ip: file.max_connections_per_ip.unwrap_or(256),
             header_timeout_secs: file.header_timeout_secs.unwrap_or(10).max(1),
             idle_timeout_secs: file.idle_timeout_secs.unwrap_or(120).max(1),
+            cim_limits,
+            xenapi_limits,
             sim_memory_mib: file.sim_memory_mib.unwrap_or(16 * 1024),
             sim_cpus: file.sim_cpus.unwrap_or(8),
             accel: args.accel.or(file.accel).unwrap_or(AccelKind::Auto),
@@ -281,6 +303,43 @@ impl Settings {
             cim_test_instances: file.cim_test_instances.unwrap_or(0),
         })
     }
+}
+
+/// The request-parsing limits of both doors from the keys they share. Each key must be at
+/// least 1; the depths are capped because the Xen-API decoders recurse per level.
+fn request_limits(file: &FileConfig) -> anyhow::Result<(wbem::cimxml::ParseLimits, xenapi::rpc::Limits)> {
+    let cim = wbem::cimxml::ParseLimits::default();
+    let rpc = xenapi::rpc::Limits::default();
+    let key = |name: &str, value: Option<usize>, default: usize, ceiling: usize| -> anyhow::Result<usize> {
+        match value.unwrap_or(default) {
+            v if v == 0 || v > ceiling => anyhow::bail!("{name} must be between 1 and {ceiling}, not {v}"),
+            v => Ok(v),
+        }
+    };
+    let depth = key("xml_max_depth", file.xml_max_depth, cim.max_depth, xenapi::rpc::Limits::XML_DEPTH_CEILING)?;
+    let elements = key("xml_max_elements", file.xml_max_elements, cim.max_elements, usize::MAX)?;
+    let attributes = key("xml_max_attributes", file.xml_max_attributes, cim.max_attributes, usize::MAX)?;
+    let json_depth = key("json_max_depth", file.json_max_depth, rpc.json_max_depth, xenapi::rpc::Limits::JSON_DEPTH_CEILING)?;
+    let strings = key("max_string_bytes", file.max_string_bytes, cim.max_string_bytes, usize::MAX)?;
+    let arrays = key("max_array_items", file.max_array_items, cim.max_array_items, usize::MAX)?;
+    Ok((
+        wbem::cimxml::ParseLimits {
+            max_depth: depth,
+            max_elements: elements,
+            max_attributes: attributes,
+            max_string_bytes: strings,
+            max_array_items: arrays,
+            ..cim
+        },
+        xenapi::rpc::Limits {
+            xml_max_depth: depth,
+            xml_max_elements: elements,
+            xml_max_attributes: attributes,
+            json_max_depth: json_depth,
+            max_string_bytes: strings,
+            max_array_items: arrays,
+        },
+    ))
 }
 
 /// Where the CIM schema is when the config does not say: `$XENCIM_MOF_DIR`, `./mof`, the source
@@ -297,4 +356,51 @@ pub fn default_mof_dir() -> PathBuf {
     }
     candidates.push(PathBuf::from("/usr/share/xencim/mof"));
     candidates.iter().find(|d| d.join("namespaces.mof").is_file()).cloned().unwrap_or_else(|| candidates.remove(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(toml_text: &str) -> anyhow::Result<(wbem::cimxml::ParseLimits, xenapi::rpc::Limits)> {
+        request_limits(&toml::from_str(toml_text)?)
+    }
+
+    #[test]
+    fn both_doors_share_the_default_limits() {
+        let (cim, rpc) = limits("").unwrap();
+        assert_eq!(cim, wbem::cimxml::ParseLimits::default());
+        assert_eq!(rpc, xenapi::rpc::Limits::default());
+    }
+
+    #[test]
+    fn request_limits_from_the_file() {
+        let text = "xml_max_depth = 20\nxml_max_elements = 300\nxml_max_attributes = 4\njson_max_depth = 6\n\
+                    max_string_bytes = 1000\nmax_array_items = 10\n";
+        let (cim, rpc) = limits(text).unwrap();
+        assert_eq!(
+            (cim.max_depth, cim.max_elements, cim.max_attributes, cim.max_string_bytes, cim.max_array_items),
+            (20, 300, 4, 1000, 10)
+        );
+        assert_eq!(cim.max_embedding, wbem::cimxml::ParseLimits::default().max_embedding);
+        assert_eq!(
+            rpc,
+            xenapi::rpc::Limits {
+                xml_max_depth: 20,
+                xml_max_elements: 300,
+                xml_max_attributes: 4,
+                json_max_depth: 6,
+                max_string_bytes: 1000,
+                max_array_items: 10
+            }
+        );
+        for (bad, says) in [
+            ("xml_max_depth = 301", "xml_max_depth must be between 1 and 300, not 301"),
+            ("json_max_depth = 127", "json_max_depth must be between 1 and 126"),
+            ("max_string_bytes = 0", "max_string_bytes must be between 1"),
+            ("max_array_items = 0", "max_array_items must be between 1"),
+        ] {
+            assert!(limits(bad).unwrap_err().to_string().contains(says), "{bad}");
+        }
+    }
 }

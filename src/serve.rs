@@ -158,7 +158,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("xencim-io").build()?;
     runtime.block_on(async move {
         let shutdown = httpd::Shutdown::new();
-        let xenapi_handler = xenapi::rpc::handler(Arc::new(xenapi::dispatch::Api { model: model.clone(), audit: Some(audit.clone()) }));
+        let xenapi_handler = xenapi::rpc::handler_with_limits(
+            Arc::new(xenapi::dispatch::Api { model: model.clone(), audit: Some(audit.clone()) }),
+            settings.xenapi_limits,
+        );
         let mut servers = tokio::task::JoinSet::new();
         let mut bound = Vec::new();
         for (addr, tls, key) in [(settings.xenapi, None, "xenapi"), (settings.xenapi_tls, Some(tls.clone()), "xenapi_tls")] {
@@ -171,7 +174,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             bound.push(format!("{key:?}: \"{local}\""));
             servers.spawn(httpd::serve(listener, tls, xenapi_handler.clone(), limits.clone(), shutdown.clone()));
         }
-        let wbem_handler = wbem_service.handler_with_audit(auth.clone(), Some(audit.clone()));
+        let wbem_handler = wbem_service.handler_with_limits(auth.clone(), Some(audit.clone()), settings.cim_limits);
         for (addr, tls, key) in [(settings.cim_http, None, "cim_http"), (settings.cim_https, Some(tls.clone()), "cim_https")] {
             if settings.no_plaintext && tls.is_none() {
                 continue;
