@@ -14,7 +14,7 @@ import pywbem
 import XenAPI
 
 from conftest import Daemon
-from test_auth import pam_daemon, pam_setup  # noqa: F401 (a fixture)
+from test_auth import audit_lines, pam_daemon, pam_setup  # noqa: F401 (a fixture)
 
 SESSIONS = 3
 CONTEXTS = 2
@@ -64,6 +64,10 @@ def test_sessions_per_user(d):
     assert r["Status"] == "Failure" and r["ErrorDescription"] == ["TOO_MANY_SESSIONS", "limited", str(SESSIONS)]
     j = jsonrpc(d, {"jsonrpc": "2.0", "method": "session.login_with_password", "params": ["limited", "limited-pw"], "id": 1})
     assert j["error"]["message"] == "TOO_MANY_SESSIONS" and j["error"]["data"] == ["limited", str(SESSIONS)]
+    # The audit log shows these logins as refused, not as the successful credential checks
+    # that preceded the refusal.
+    refusals = [l for l in audit_lines(d) if l["user"] == "limited" and l["result"] == "error: TOO_MANY_SESSIONS"]
+    assert len(refusals) == 3 and all(l["action"] == "login" and l["door"] == "xenapi" for l in refusals)
     # A wrong password is still a wrong password: the bound is checked after the credentials.
     assert refused(d, "limited", "wrong")[0] == "SESSION_AUTHENTICATION_FAILED"
     # The user's sessions carry on, and so do other users'.

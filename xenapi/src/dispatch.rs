@@ -111,6 +111,10 @@ impl Dispatch for Api {
             return Outcome::Bare(Value::Array(all_methods().into_iter().map(Value::Str).collect()));
         }
         let audited = self.audit.as_ref().and_then(|audit| audit_subject(method, &params).map(|s| (audit, s)));
+        let params_user = match params.first() {
+            Some(Value::Str(u)) if method.ends_with("login_with_password") => Some(u.clone()),
+            _ => None,
+        };
         let result = self.handle_as(method, params, ctx.peer.ip(), ctx.cert_user.as_deref());
         if let Some((audit, (session, target))) = audited {
             let user = session.as_deref().and_then(|s| self.model.sessions.user_of(s)).unwrap_or_default();
@@ -123,6 +127,21 @@ impl Dispatch for Api {
                 target: target.as_deref(),
                 result: result.as_ref().map(|_| ()).map_err(|e| e.code.to_string()),
             });
+        }
+        // The authenticator records a login once the credentials check out; a login refused
+        // after that (TOO_MANY_SESSIONS) needs its own line, or the log would show it as done.
+        if let (Some(audit), Err(e)) = (&self.audit, &result) {
+            if e.code == codes::TOO_MANY_SESSIONS {
+                audit.record(&httpd::AuditEvent {
+                    door: "xenapi",
+                    user: params_user.as_deref().unwrap_or_default(),
+                    peer: ctx.peer.ip(),
+                    action: "login",
+                    method: None,
+                    target: None,
+                    result: Err(e.code.to_string()),
+                });
+            }
         }
         match result {
             Ok(v) => Outcome::Success(v),
