@@ -1,6 +1,11 @@
 //! The subscriptions' own SQLite file (`<state-dir>/indications.db`): filters, destinations and
 //! subscriptions as the CIM-XML of their instances, and the indication service's settings. A
 //! separate file keeps the `wbem` door independent of the model's store.
+//!
+//! Every change is one SQLite transaction (one statement, or [`Store::set_settings`] for several
+//! settings at once) in WAL mode, so a kill at any moment leaves each object wholly there or
+//! wholly absent. The callers make a change in the store first and in memory after, under the
+//! lock of their in-memory state, so what is served is what a restart loads.
 
 use std::path::Path;
 
@@ -33,9 +38,15 @@ impl Kind {
 impl Store {
     pub fn open(path: &Path) -> anyhow::Result<Store> {
         let conn = Connection::open(path)?;
+        // WAL, like the model's store: a kill -9 keeps every committed transaction. FULL sync
+        // (the model's store uses NORMAL) also keeps the last ones across a power loss: these
+        // objects change rarely, and a client that was told its subscription exists should
+        // keep it.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.execute_batch(
-            "PRAGMA journal_mode=WAL;
-             CREATE TABLE IF NOT EXISTS objects(kind TEXT NOT NULL, key TEXT NOT NULL, instance TEXT NOT NULL, PRIMARY KEY(kind, key));
+            "CREATE TABLE IF NOT EXISTS objects(kind TEXT NOT NULL, key TEXT NOT NULL, instance TEXT NOT NULL, PRIMARY KEY(kind, key));
              CREATE TABLE IF NOT EXISTS settings(name TEXT PRIMARY KEY, value TEXT NOT NULL);",
         )?;
         Ok(Store { conn: Mutex::new(conn) })
@@ -53,7 +64,8 @@ impl Store {
     }
 
     pub fn put(&self, kind: Kind, key: &str, instance: &Instance) -> anyhow::Result<()> {
-        let text = embedded_text(&CimValue::Instance(Box::new(instance.clone()))).unwrap_or_default();
+        let text = embedded_text(&CimValue::Instance(Box::new(instance.clone())))
+            .ok_or_else(|| anyhow::anyhow!("the {} cannot be written as CIM-XML", instance.class_name))?;
         self.conn.lock().execute(
             "INSERT INTO objects(kind, key, instance) VALUES (?1, ?2, ?3) ON CONFLICT(kind, key) DO UPDATE SET instance = excluded.instance",
             params![kind.name(), key, text],
@@ -88,10 +100,20 @@ impl Store {
     }
 
     pub fn set_setting(&self, name: &str, value: &str) -> anyhow::Result<()> {
-        self.conn.lock().execute(
-            "INSERT INTO settings(name, value) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET value = excluded.value",
-            params![name, value],
-        )?;
+        self.set_settings(&[(name, value.to_string())])
+    }
+
+    /// Several settings in one transaction: all of them are stored or none.
+    pub fn set_settings(&self, settings: &[(&str, String)]) -> anyhow::Result<()> {
+        let mut conn = self.conn.lock();
+        let tx = conn.transaction()?;
+        for (name, value) in settings {
+            tx.execute(
+                "INSERT INTO settings(name, value) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                params![name, value],
+            )?;
+        }
+        tx.commit()?;
         Ok(())
     }
 }

@@ -1,7 +1,10 @@
 //! The subscription objects of root/interop (DSP1054): CIM_IndicationFilter,
 //! CIM_ListenerDestinationCIMXML (and the older CIM_IndicationHandlerCIMXML),
 //! CIM_IndicationSubscription, and the CIM_IndicationService with its capabilities. They are kept
-//! in memory for matching and in [`Store`] for restarts.
+//! in memory for matching and in [`Store`] for restarts. Every change is made in the store first
+//! and in memory after, while the in-memory state is locked for writing, so that two calls about
+//! one object cannot leave the store and the memory disagreeing, and a change the store refuses
+//! fails the call and changes nothing.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
@@ -138,6 +141,17 @@ fn now() -> CimDateTime {
     CimDateTime::now()
 }
 
+/// The path of a stored filter or destination, from the key properties it was stored with (the
+/// store keeps instances without their paths).
+fn stored_path(i: &Instance) -> ObjectPath {
+    let key = |n: &str| text(i, n).unwrap_or_default();
+    ObjectPath::new(Some(INTEROP_NAMESPACE), i.class_name.as_str())
+        .with_key("SystemCreationClassName", key("SystemCreationClassName"))
+        .with_key("SystemName", key("SystemName"))
+        .with_key("CreationClassName", key("CreationClassName"))
+        .with_key("Name", key("Name"))
+}
+
 impl Subscriptions {
     /// Opens the store and loads what it holds; filters that no longer compile (a schema change)
     /// are logged and kept out, with their subscriptions.
@@ -178,7 +192,8 @@ impl Subscriptions {
 
     fn load(&self) {
         let mut st = self.state.write();
-        for (key, i) in self.store.load(Kind::Filter).unwrap_or_default() {
+        for (key, mut i) in self.store.load(Kind::Filter).unwrap_or_default() {
+            i.path = Some(stored_path(&i));
             let name = text(&i, "Name").unwrap_or_default();
             let lang = text(&i, "QueryLanguage").unwrap_or_default();
             let query = text(&i, "Query").unwrap_or_default();
@@ -189,18 +204,20 @@ impl Subscriptions {
                 Err(e) => tracing::error!(filter = name, error = %e, "stored indication filter no longer compiles; not loaded"),
             }
         }
-        for (key, i) in self.store.load(Kind::Destination).unwrap_or_default() {
+        for (key, mut i) in self.store.load(Kind::Destination).unwrap_or_default() {
+            i.path = Some(stored_path(&i));
             let url = text(&i, "Destination").unwrap_or_default();
             st.destinations.insert(key, DestEntry { instance: i, url });
         }
-        for (key, i) in self.store.load(Kind::Subscription).unwrap_or_default() {
+        for (key, mut i) in self.store.load(Kind::Subscription).unwrap_or_default() {
             let (Ok(f), Ok(d)) = (reference(&i, "Filter"), reference(&i, "Handler")) else { continue };
             let filter = key_of(&f.key("Name").map(|k| k.text()).unwrap_or_default());
             let destination = key_of(&d.key("Name").map(|k| k.text()).unwrap_or_default());
-            if !st.filters.contains_key(&filter) || !st.destinations.contains_key(&destination) {
+            let (Some(f), Some(d)) = (st.filters.get(&filter), st.destinations.get(&destination)) else {
                 tracing::error!(subscription = key, "stored subscription names a missing filter or destination; not loaded");
                 continue;
-            }
+            };
+            i.path = Some(self.subscription_path(&f.instance, &d.instance));
             let state = uint(&i, "SubscriptionState").ok().flatten().map(|v| v as u16).unwrap_or(STATE_ENABLED);
             // A duration counts from the restart: the time the daemon was down is not known to
             // have been observed by the listener either.
@@ -261,20 +278,43 @@ impl Subscriptions {
         self.state.read().subscriptions.values().any(|s| s.state == STATE_ENABLED)
     }
 
+    /// Removes a subscription the daemon itself ends (its duration elapsed, or the Remove policy).
     fn remove_subscription(&self, key: &str) {
-        if self.state.write().subscriptions.remove(key).is_some() {
-            let _ = self.store.delete(Kind::Subscription, key);
-            self.delivery.purge_subscription(key);
+        let mut st = self.state.write();
+        if !st.subscriptions.contains_key(key) {
+            return;
         }
+        if let Err(e) = self.store.delete(Kind::Subscription, key) {
+            // Gone from memory all the same: it stopped; a restart would bring it back.
+            tracing::error!(subscription = key, error = %e, "cannot remove the subscription from the store");
+        }
+        st.subscriptions.remove(key);
+        drop(st);
+        self.delivery.purge_subscription(key);
     }
 
-    fn set_state(&self, key: &str, state: u16) {
+    /// Sets a subscription's SubscriptionState, in the store and then in memory; a subscription
+    /// that is gone (deleted meanwhile) stays gone.
+    fn set_state(&self, key: &str, state: u16) -> Result<(), CimError> {
         let mut st = self.state.write();
-        if let Some(sub) = st.subscriptions.get_mut(key) {
-            sub.state = state;
-            sub.instance.set("SubscriptionState", state);
-            sub.instance.set("TimeOfLastStateChange", now());
-            let _ = self.store.put(Kind::Subscription, key, &sub.instance);
+        let Some(sub) = st.subscriptions.get_mut(key) else {
+            return Err(CimError::not_found("the subscription was deleted meanwhile"));
+        };
+        let mut instance = sub.instance.clone();
+        instance.set("SubscriptionState", state);
+        instance.set("TimeOfLastStateChange", now());
+        self.persist(Kind::Subscription, key, &instance)?;
+        sub.state = state;
+        sub.instance = instance;
+        Ok(())
+    }
+
+    /// [`Subscriptions::set_state`] for the daemon's own decisions (a delivery failed fatally).
+    fn disable(&self, key: &str) {
+        if let Err(e) = self.set_state(key, STATE_DISABLED) {
+            if e.status != CimStatus::NotFound {
+                tracing::error!(subscription = key, error = %e.description, "cannot disable the subscription");
+            }
         }
     }
 
@@ -300,14 +340,14 @@ impl Subscriptions {
                 let keys: Vec<String> =
                     self.state.read().subscriptions.iter().filter(|(_, s)| s.destination == destination).map(|(k, _)| k.clone()).collect();
                 for k in keys {
-                    self.set_state(&k, STATE_DISABLED);
+                    self.disable(&k);
                     self.delivery.purge_subscription(&k);
                 }
                 FatalAction::Stop
             }
             _ => {
                 tracing::warn!(subscription, error, "delivery failed fatally: subscription disabled");
-                self.set_state(subscription, STATE_DISABLED);
+                self.disable(subscription);
                 FatalAction::Stop
             }
         }
@@ -541,7 +581,9 @@ impl Subscriptions {
 
     fn modify_service(&self, i: &Instance, list: Option<&[String]>) -> Result<(), CimError> {
         let wanted = |n: &str| list.is_none_or(|l| l.iter().any(|x| names_equal(x, n))) && i.value(n).is_some();
-        let mut s = self.settings();
+        // Held to the end: two modifications at once each apply wholly, one after the other.
+        let mut settings = self.settings.write();
+        let mut s = *settings;
         if wanted("DeliveryRetryAttempts") {
             s.retry_attempts = u16::try_from(uint(i, "DeliveryRetryAttempts")?.unwrap_or(0))
                 .map_err(|_| CimError::invalid_parameter("DeliveryRetryAttempts is a uint16"))?;
@@ -567,11 +609,14 @@ impl Subscriptions {
                 return Err(CimError::not_supported(format!("{name} cannot be changed")));
             }
         }
-        let store = |n: &str, v: String| self.store.set_setting(n, &v).map_err(|e| CimError::failed(format!("cannot store {n}: {e}")));
-        store("DeliveryRetryAttempts", s.retry_attempts.to_string())?;
-        store("DeliveryRetryInterval", s.retry_interval_secs.to_string())?;
-        store("SubscriptionRemovalAction", s.removal_action.to_string())?;
-        *self.settings.write() = s;
+        self.store
+            .set_settings(&[
+                ("DeliveryRetryAttempts", s.retry_attempts.to_string()),
+                ("DeliveryRetryInterval", s.retry_interval_secs.to_string()),
+                ("SubscriptionRemovalAction", s.removal_action.to_string()),
+            ])
+            .map_err(|e| CimError::failed(format!("cannot store the indication service's settings: {e}")))?;
+        *settings = s;
         *self.retry.write() = RetrySettings { attempts: s.retry_attempts, interval: Duration::from_secs(u64::from(s.retry_interval_secs)) };
         Ok(())
     }
@@ -595,7 +640,7 @@ impl Subscriptions {
                 if s != u64::from(STATE_ENABLED) && s != u64::from(STATE_DISABLED) {
                     return Err(CimError::invalid_parameter(format!("SubscriptionState {s} cannot be set (2 Enabled and 4 Disabled can)")));
                 }
-                self.set_state(&key, s as u16);
+                self.set_state(&key, s as u16)?;
                 if s == u64::from(STATE_DISABLED) {
                     self.delivery.purge_subscription(&key);
                 }
@@ -662,8 +707,13 @@ impl Provider for SubscriptionProvider {
         let name = path.key("Name").map(|k| k.text()).unwrap_or_default();
         if names_equal(&path.class_name, SUBSCRIPTION) {
             let key = s.find_subscription(path)?;
+            let mut st = s.state.write();
+            if !st.subscriptions.contains_key(&key) {
+                return Err(CimError::not_found(format!("no subscription {}", path.local())));
+            }
             s.unpersist(Kind::Subscription, &key)?;
-            s.state.write().subscriptions.remove(&key);
+            st.subscriptions.remove(&key);
+            drop(st);
             s.delivery.purge_subscription(&key);
             return Ok(());
         }
