@@ -1,10 +1,27 @@
 """Faults: SIGKILL at random moments during a mixed workload through both doors, a corrupt or
 foreign state file, and a full disk under the state directory.
 
-XENCIM_FAULT_KILLS sets the number of kills (CI: 50; the issue's full run: 200)."""
+The workload: VMs created, started, stopped and destroyed through the Xen-API; VMs enumerated,
+associated and started or stopped through CIM; and indication filters, listener destinations
+and subscriptions created, disabled and deleted in root/interop through CIM. After each restart:
+the VMs and their devices are one consistent state, agreeing between the doors, with every VM
+whose creation returned and none whose destruction returned; the subscriptions are intact: the
+ones made before the first kill are there with the same paths and properties (and one of them
+still delivers at the end), every churned filter, destination or subscription whose
+CreateInstance (or ModifyInstance) returned is there as it was made, none whose DeleteInstance
+returned, only calls in flight at the kill may go either way, and no subscription references a
+missing filter or handler. (A filter, its destination and its subscription are three
+CreateInstance calls; a kill between them leaves the ones that returned.) Objects loaded at a
+start are used again: a spare filter and destination made before the first kill are subscribed
+and unsubscribed in turn, and sets left by earlier rounds get their subscription or are deleted.
+No subscription call may be refused (a CIM error or an HTTP error status).
+
+XENCIM_FAULT_KILLS sets the number of kills (CI: 50; the issue's full run: 200);
+XENCIM_FAULT_SEED replays a run's random choices."""
 
 import os
 import random
+import socket
 import sqlite3
 import subprocess
 import threading
@@ -17,8 +34,15 @@ import XenAPI
 from conftest import BINARY, Daemon, make_vm
 
 NS = "root/virt"
+INTEROP = "root/interop"
 KILLS = int(os.environ.get("XENCIM_FAULT_KILLS", "50"))
 POWER_STATES = {"Halted", "Running", "Paused", "Suspended"}
+FILTER, DESTINATION, HANDLER, SUBSCRIPTION = (
+    "CIM_IndicationFilter", "CIM_ListenerDestinationCIMXML", "CIM_IndicationHandlerCIMXML", "CIM_IndicationSubscription")
+# Churned filters select nothing the workload raises, so their subscriptions stay as made.
+NO_MATCH = "SELECT * FROM CIM_InstIndication WHERE SourceInstance.ElementName LIKE 'no-such-vm%'"
+# Of the churned sets earlier rounds left, those beyond this many are deleted first in a round.
+CHURN_KEPT = 12
 
 
 class Ledger:
@@ -31,6 +55,69 @@ class Ledger:
         self.destroyed = set()
         self.destroying = set()
         self.cim_calls = 0
+
+
+class SubLedger:
+    """What the subscription client knows for sure about each churned object, keyed by
+    (kind, name) with kind filter, destination or subscription and name the set's name:
+    "creating" or "deleting" while the call is in flight (either way after a kill), "present"
+    once CreateInstance returned, "absent" once DeleteInstance returned or CreateInstance was
+    refused. `state` is the SubscriptionState a subscription was made or last modified with
+    (None while a ModifyInstance is in flight)."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.status = {}
+        self.paths = {}
+        self.state = {}
+        self.sets_made = 0
+        self.sets_deleted = 0
+        self.refused = []  # refusals, and the worker's own mistakes: none are expected
+
+    def mark(self, key, status, path=None):
+        with self.lock:
+            self.status[key] = status
+            if path is not None:
+                self.paths[key] = path
+
+    def leftovers(self):
+        with self.lock:
+            return sorted({name for (kind, name), st in self.status.items() if st == "present" and name.startswith("churn-")})
+
+
+def strip_host(path):
+    p = path.copy()
+    p.host = None
+    return p
+
+
+class Listener:
+    """pywbem's listener for the stable subscription that delivers."""
+
+    def __init__(self):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.names = set()
+        self.cv = threading.Condition()
+        self.listener = pywbem.WBEMListener("127.0.0.1", http_port=self.port, https_port=None)
+        self.listener.add_callback(self._arrived)
+        self.listener.start()
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def _arrived(self, indication, host):
+        source = indication.properties.get("SourceInstance")
+        if source is not None and source.value is not None:
+            with self.cv:
+                self.names.add(source.value.get("ElementName"))
+                self.cv.notify_all()
+
+    def wait_for(self, name, timeout):
+        with self.cv:
+            return self.cv.wait_for(lambda: name in self.names, timeout)
+
+    def stop(self):
+        self.listener.stop()
 
 
 def xenapi_worker(d, ledger, stop, rng, round_no):
@@ -81,6 +168,222 @@ def cim_worker(d, ledger, stop, rng):
         pass
 
 
+# A refusal is a CIM error or an HTTP error status (a failing provider); a kill shows as a
+# connection error instead, which ends the worker.
+REFUSED = (pywbem.CIMError, pywbem.HTTPError)
+
+
+def refused(subs, kind, name, e):
+    with subs.lock:
+        subs.refused.append((kind, name, f"{type(e).__name__}: {e}"))
+
+
+def create(c, subs, kind, name, instance):
+    """CreateInstance of a churned object, in the ledger; its path, or None when refused."""
+    subs.mark((kind, name), "creating")
+    try:
+        path = strip_host(c.CreateInstance(instance, namespace=INTEROP))
+    except REFUSED as e:
+        subs.mark((kind, name), "absent")
+        refused(subs, kind, name, e)
+        return None
+    subs.mark((kind, name), "present", path)
+    return path
+
+
+def subscribe(c, subs, name, filter_path, handler_path, rng):
+    """A churned subscription (some made disabled, some disabled afterwards with ModifyInstance)."""
+    state = rng.choice([2, 2, 4])
+    with subs.lock:
+        subs.state[name] = state
+    path = create(c, subs, "subscription", name, pywbem.CIMInstance(SUBSCRIPTION, properties={
+        "Filter": filter_path, "Handler": handler_path, "SubscriptionState": pywbem.Uint16(state),
+        "OnFatalErrorPolicy": pywbem.Uint16(2)}))
+    if path is None or rng.random() >= 0.3:
+        return path
+    with subs.lock:
+        subs.state[name] = None
+    try:
+        c.ModifyInstance(pywbem.CIMInstance(SUBSCRIPTION, properties={"SubscriptionState": pywbem.Uint16(4)}, path=path),
+                         PropertyList=["SubscriptionState"])
+    except REFUSED as e:
+        refused(subs, "subscription", name, e)
+        return path
+    with subs.lock:
+        subs.state[name] = 4
+    return path
+
+
+def create_set(c, subs, name, rng, url):
+    """A churned filter, destination and subscription."""
+    f = create(c, subs, "filter", name, pywbem.CIMInstance(FILTER, properties={
+        "Name": name, "Query": NO_MATCH, "QueryLanguage": "WQL", "SourceNamespaces": [NS]}))
+    h = f and create(c, subs, "destination", name, pywbem.CIMInstance(DESTINATION, properties={
+        "Name": name + "-dest", "Destination": url}))
+    if h and subscribe(c, subs, name, f, h, rng):
+        with subs.lock:
+            subs.sets_made += 1
+
+
+def delete_set(c, subs, name):
+    """Deletes what is there of a churned set: the subscription first, then what it used."""
+    for kind in ("subscription", "filter", "destination"):
+        with subs.lock:
+            if subs.status.get((kind, name)) != "present":
+                continue
+            path = subs.paths[(kind, name)]
+        subs.mark((kind, name), "deleting")
+        try:
+            c.DeleteInstance(path)
+        except REFUSED as e:
+            subs.mark((kind, name), "present")
+            refused(subs, kind, name, e)
+            return
+        subs.mark((kind, name), "absent")
+    with subs.lock:
+        subs.sets_deleted += 1
+
+
+def subscription_worker(d, subs, stable, stop, rng, round_no, url):
+    try:
+        c = d.wbem(namespace=INTEROP)
+        # The spare filter and destination, made before the first kill, subscribed and
+        # unsubscribed in turn: objects loaded at a start are used as much as new ones.
+        with subs.lock:
+            spare = subs.status.get(("subscription", "stable-spare"))
+            spare_path = subs.paths.get(("subscription", "stable-spare"))
+        if spare == "present":
+            subs.mark(("subscription", "stable-spare"), "deleting")
+            try:
+                c.DeleteInstance(spare_path)
+                subs.mark(("subscription", "stable-spare"), "absent")
+            except REFUSED as e:
+                subs.mark(("subscription", "stable-spare"), "present")
+                refused(subs, "subscription", "stable-spare", e)
+        else:
+            subscribe(c, subs, "stable-spare", strip_host(stable[("filter", "stable-spare")].path),
+                      strip_host(stable[("destination", "stable-spare")].path), rng)
+        # What earlier rounds left: sets missing only their subscription may get one; others are
+        # deleted now or later (all of them beyond CHURN_KEPT now).
+        leftovers = subs.leftovers()
+        for i, name in enumerate(leftovers):
+            if stop.is_set():
+                return
+            with subs.lock:
+                status = {kind: subs.status.get((kind, name)) for kind in ("filter", "destination", "subscription")}
+                paths = (subs.paths.get(("filter", name)), subs.paths.get(("destination", name)))
+            if len(leftovers) - i > CHURN_KEPT:
+                delete_set(c, subs, name)
+            elif status["filter"] == status["destination"] == "present" and status["subscription"] != "present" and rng.random() < 0.5:
+                subscribe(c, subs, name, *paths, rng)
+            elif rng.random() < 0.5:
+                delete_set(c, subs, name)
+        n = 0
+        while not stop.is_set():
+            n += 1
+            name = f"churn-{round_no}-{n}"
+            create_set(c, subs, name, rng, url)
+            if rng.random() < 0.7:
+                delete_set(c, subs, name)
+    except (pywbem.Error, OSError):
+        pass  # the kill ends the worker
+    except Exception as e:  # a mistake of the test's own: fails the next check
+        refused(subs, "worker", "", e)
+
+
+def make_stable_subscriptions(d, listener_url):
+    """Made before the first kill: one that delivers to a live listener, one disabled to an older
+    CIM_IndicationHandlerCIMXML, and a spare filter and destination that the workload subscribes
+    and unsubscribes. Returns what EnumerateInstances serves of them."""
+    c = d.wbem(namespace=INTEROP)
+    for name, query, dest_class, url, extra in (
+        ("stable-live", "SELECT * FROM CIM_InstCreation WHERE SourceInstance ISA CIM_ComputerSystem", DESTINATION, listener_url,
+         {"OnFatalErrorPolicy": pywbem.Uint16(2)}),
+        ("stable-quiet", NO_MATCH, HANDLER, "http://127.0.0.1:9/quiet",
+         {"SubscriptionState": pywbem.Uint16(4), "OnFatalErrorPolicy": pywbem.Uint16(3)}),
+    ):
+        f = c.CreateInstance(pywbem.CIMInstance(FILTER, properties={
+            "Name": name, "Query": query, "QueryLanguage": "DMTF:CQL" if name == "stable-quiet" else "WQL",
+            "SourceNamespaces": [NS]}), namespace=INTEROP)
+        h = c.CreateInstance(pywbem.CIMInstance(dest_class, properties={"Name": name + "-dest", "Destination": url}), namespace=INTEROP)
+        c.CreateInstance(pywbem.CIMInstance(SUBSCRIPTION, properties=dict({"Filter": f, "Handler": h}, **extra)), namespace=INTEROP)
+    c.CreateInstance(pywbem.CIMInstance(FILTER, properties={"Name": "stable-spare", "Query": NO_MATCH, "QueryLanguage": "WQL"}),
+                     namespace=INTEROP)
+    c.CreateInstance(pywbem.CIMInstance(DESTINATION, properties={"Name": "stable-spare-dest", "Destination": "127.0.0.1:9"}),
+                     namespace=INTEROP)
+    return interop_objects(c)
+
+
+def interop_objects(c):
+    """{(kind, name): instance} of every filter, destination and subscription in root/interop;
+    a subscription is named by its filter (the sets name destinations <filter name>-dest)."""
+    out = {}
+    for i in c.EnumerateInstances(FILTER, namespace=INTEROP):
+        assert i.classname == FILTER
+        assert ("filter", i["Name"]) not in out, f"filter {i['Name']} twice"
+        out[("filter", i["Name"])] = i
+    for cls in (DESTINATION, HANDLER):
+        for i in c.EnumerateInstances(cls, namespace=INTEROP):
+            if i.classname != cls:
+                continue  # a subclass's instance, served once more under it
+            name = i["Name"]
+            assert name.endswith("-dest"), name
+            assert ("destination", name[:-5]) not in out, f"destination {name} twice"
+            out[("destination", name[:-5])] = i
+    for i in c.EnumerateInstances(SUBSCRIPTION, namespace=INTEROP):
+        fname, hname = i["Filter"].keybindings["Name"], i["Handler"].keybindings["Name"]
+        assert ("subscription", fname) not in out, f"filter {fname} subscribed twice"
+        assert hname == fname + "-dest", f"subscription of filter {fname} to {hname}, which it was not made with"
+        out[("subscription", fname)] = i
+    return out
+
+
+def same_instance(a, b):
+    return (strip_host(a.path) == strip_host(b.path) and a.classname == b.classname
+            and {k: v.value for k, v in a.properties.items()} == {k: v.value for k, v in b.properties.items()})
+
+
+def check_subscriptions(d, subs, stable):
+    c = d.wbem(namespace=INTEROP)
+    found = interop_objects(c)
+    # No subscription references a missing filter or handler, and it references them by the
+    # paths they are served under.
+    for (kind, name), i in found.items():
+        if kind == "subscription":
+            assert ("filter", name) in found and ("destination", name) in found, f"subscription {name} references a missing filter or handler"
+            assert strip_host(i["Filter"]) == strip_host(found[("filter", name)].path), name
+            assert strip_host(i["Handler"]) == strip_host(found[("destination", name)].path), name
+    for key, i in stable.items():
+        assert key in found, f"stable {key[0]} {key[1]} lost"
+        assert same_instance(found[key], i), f"stable {key[0]} {key[1]} changed:\n{found[key].tomof()}\nwas\n{i.tomof()}"
+    with subs.lock:
+        assert not subs.refused, f"calls refused: {subs.refused}"
+        for key in found:
+            if key not in stable:
+                assert subs.status.get(key) in ("present", "creating", "deleting"), f"{key[0]} {key[1]} is there after {subs.status.get(key)}"
+        for key, st in list(subs.status.items()):
+            kind, name = key
+            if st == "present":
+                assert key in found, f"{kind} {name} was made and is lost"
+            elif st == "absent":
+                assert key not in found, f"{kind} {name} was deleted (or refused) and is back"
+            # What a call in flight did is now known: the next rounds go on from there.
+            subs.status[key] = "present" if key in found else "absent"
+            if key in found:
+                i = found[key]
+                subs.paths[key] = strip_host(i.path)
+                if kind == "filter":
+                    assert i["Query"] == NO_MATCH and i["QueryLanguage"] == "WQL", i.tomof()
+                elif kind == "destination":
+                    assert i.classname == DESTINATION and i["Destination"], i.tomof()
+                else:
+                    expected = subs.state.get(name)
+                    assert i["SubscriptionState"] in ((2, 4) if expected is None else (expected,)), (name, i["SubscriptionState"], expected)
+                    subs.state[name] = i["SubscriptionState"]
+                    assert i["OnFatalErrorPolicy"] == 2, i.tomof()
+    return found
+
+
 def check_invariants(d, ledger):
     s = XenAPI.Session(d.url)
     s.xenapi.login_with_password("admin", d.admin_password, "2.21", "faults-check")
@@ -118,15 +421,22 @@ def check_invariants(d, ledger):
 
 
 def test_sigkill_during_a_mixed_workload(tmp_path):
-    rng = random.Random(int(os.environ.get("XENCIM_FAULT_SEED", time.time())))
+    seed = int(os.environ.get("XENCIM_FAULT_SEED", time.time()))
+    print(f"XENCIM_FAULT_SEED={seed}")
+    rng = random.Random(seed)
     d = Daemon(tmp_path / "state").start()
     ledger = Ledger()
+    subs = SubLedger()
+    listener = Listener()
     started = time.time()
     try:
+        stable = make_stable_subscriptions(d, listener.url)
+        assert len(stable) == 8
         for round_no in range(KILLS):
             stop = threading.Event()
             workers = [threading.Thread(target=xenapi_worker, args=(d, ledger, stop, random.Random(rng.random()), round_no)),
-                       threading.Thread(target=cim_worker, args=(d, ledger, stop, random.Random(rng.random())))]
+                       threading.Thread(target=cim_worker, args=(d, ledger, stop, random.Random(rng.random()))),
+                       threading.Thread(target=subscription_worker, args=(d, subs, stable, stop, random.Random(rng.random()), round_no, listener.url))]
             for w in workers:
                 w.start()
             time.sleep(rng.uniform(0.02, 0.6))
@@ -136,11 +446,20 @@ def test_sigkill_during_a_mixed_workload(tmp_path):
                 w.join(timeout=30)
             d.start()
             check_invariants(d, ledger)
+            check_subscriptions(d, subs, stable)
         assert ledger.cim_calls >= KILLS // 2, f"the CIM workload made too little progress ({ledger.cim_calls} calls)"
         assert len(ledger.created) >= KILLS // 2, f"the workload made too little progress ({len(ledger.created)} VMs in {KILLS} rounds)"
+        assert subs.sets_made >= KILLS // 2 and subs.sets_deleted >= KILLS // 4, \
+            f"the subscription workload made too little progress ({subs.sets_made} sets made, {subs.sets_deleted} deleted)"
+        # The stable subscription that delivers still does after the last restart.
+        vm = make_vm(d.session().xenapi, "fault-after-the-kills", memory=64 << 20)
+        assert listener.wait_for("fault-after-the-kills", 10), "the stable subscription no longer delivers"
+        assert vm
     finally:
         d.stop()
-    print(f"{KILLS} kills, {len(ledger.created)} VMs made, {len(ledger.destroyed)} destroyed, {ledger.cim_calls} CIM enumerations, {time.time() - started:.0f} s")
+        listener.stop()
+    print(f"{KILLS} kills, {len(ledger.created)} VMs made, {len(ledger.destroyed)} destroyed, {ledger.cim_calls} CIM enumerations, "
+          f"{subs.sets_made} subscription sets made, {subs.sets_deleted} deleted, {time.time() - started:.0f} s")
 
 
 def refused_at_start(state_dir):
