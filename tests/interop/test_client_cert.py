@@ -14,6 +14,7 @@ import pywbem
 import XenAPI
 
 from conftest import Daemon
+from test_tls import ca as server_ca, no_ca_bundle_override, port  # noqa: F401 (an autouse fixture)
 
 CA_CONFIG = """\
 [ca]
@@ -90,21 +91,6 @@ def cc(tmp_path_factory, pki):
     d.add_user("carol", "read-only", "carol-password")
     yield d
     d.stop()
-
-
-@pytest.fixture(autouse=True)
-def no_ca_bundle_override(monkeypatch):
-    # requests prefers these over the CA a test passes; the tests must verify against ours.
-    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
-    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
-
-
-def server_ca(d):
-    return str(d.state_dir / "tls" / "server.pem")
-
-
-def port(d, key):
-    return int(d.listeners[key].rsplit(":", 1)[1])
 
 
 def wbem(d, cert=None, creds=None):
