@@ -81,6 +81,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     init_logging(settings.log_json);
     std::fs::create_dir_all(&settings.state_dir)?;
     let state_dir = settings.state_dir.canonicalize()?;
+    // The stores' identities are checked first (indications.db here, xencim.db by
+    // ensure_initial_admin): a file that is not theirs stops the start before anything else is
+    // written, and is left as it was.
+    let indication_store = indications::open_store(&state_dir)?;
     ensure_initial_admin(&state_dir)?;
 
     let hv = hypervisor(&settings)?;
@@ -147,8 +151,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         &wbem_service,
         model.clone(),
         Arc::new(crate::indication_view::ProvidersView { task_retention: model.config.task_retention }),
+        indication_store,
         &indications::IndicationSettings {
-            state_dir: state_dir.clone(),
             system_name: hostname(),
             queue_limit: settings.indication_queue_limit,
             tls_verify: settings.indication_tls_verify,

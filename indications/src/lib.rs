@@ -18,7 +18,7 @@ pub mod filter;
 pub mod store;
 pub mod subscriptions;
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
 
 pub use engine::{ModelView, SystemView};
@@ -32,8 +32,6 @@ pub const INDICATIONS_PROFILE_ID: &str = "CIM:DSP1054-Indications-1.1.0";
 
 #[derive(Debug, Clone)]
 pub struct IndicationSettings {
-    /// Where `indications.db` lives.
-    pub state_dir: PathBuf,
     /// The host name (keys of the interop instances).
     pub system_name: String,
     /// Indications waiting per listener destination before new ones are dropped.
@@ -44,15 +42,26 @@ pub struct IndicationSettings {
 
 pub const DEFAULT_QUEUE_LIMIT: usize = 10_000;
 
+/// The subscriptions' file in the state directory.
+pub const STORE_FILE: &str = "indications.db";
+
+/// Opens `<state_dir>/indications.db`, refusing a file that is not one (not SQLite, another
+/// program's or the model's, a newer schema) with the file and the reason, and leaving it as it
+/// was. The daemon opens it before anything else in the state directory is written.
+pub fn open_store(state_dir: &Path) -> anyhow::Result<store::Store> {
+    store::Store::open(&state_dir.join(STORE_FILE))
+}
+
 /// Registers the subscription provider and the Indications profile's conformance in the WBEM
-/// service, and starts generating indications from the model's commits.
+/// service, and starts generating indications from the model's commits. `store` comes from
+/// [`open_store`].
 pub fn install(
     service: &WbemService,
     model: Arc<Model>,
     view: Arc<dyn ModelView>,
+    store: store::Store,
     settings: &IndicationSettings,
 ) -> anyhow::Result<Arc<Subscriptions>> {
-    let store = store::Store::open(&settings.state_dir.join("indications.db"))?;
     let repo = service.cimom.repository().clone();
     let subs = Subscriptions::open(repo, store, &settings.system_name, settings.queue_limit, settings.tls_verify);
     service.providers.register(Arc::new(SubscriptionProvider(subs.clone()))).map_err(anyhow::Error::msg)?;

@@ -220,3 +220,33 @@ fn what_was_served_before_is_served_after_a_reopen() {
     assert_eq!(d.names("CIM_IndicationSubscription"), ["b"]);
     assert_eq!(d.instance("CIM_IndicationSubscription").value("SubscriptionState").and_then(|v| v.as_integer()), Some(4));
 }
+
+#[test]
+fn subscriptions_in_a_file_from_before_the_store_identity_are_served_after_adoption() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("indications.db");
+    let repo = repo();
+    let d = Daemon::open(&repo, &path);
+    let [_, _, sub] = d.subscribe("old");
+    d.set_state(&sub, 4).unwrap();
+    let served = |d: &Daemon| -> Vec<Instance> {
+        ["CIM_IndicationFilter", "CIM_ListenerDestinationCIMXML", "CIM_IndicationSubscription", "CIM_IndicationService"]
+            .iter()
+            .flat_map(|c| d.provider.enumerate_instances(&d.ctx, c).unwrap().map(Result::unwrap).collect::<Vec<_>>())
+            .collect()
+    };
+    let before = served(&d);
+    drop(d);
+    // The file as the store wrote it before it carried an identity: no meta, no application id.
+    let c = rusqlite::Connection::open(&path).unwrap();
+    c.execute_batch("DROP TABLE meta; PRAGMA application_id = 0;").unwrap();
+    drop(c);
+
+    let d = Daemon::open(&repo, &path);
+    assert_eq!(served(&d), before);
+    let c = rusqlite::Connection::open(&path).unwrap();
+    let id: i32 = c.query_row("PRAGMA application_id", [], |r| r.get(0)).unwrap();
+    assert_eq!(id, indications::store::APPLICATION_ID, "the adopted file is stamped");
+    let store: String = c.query_row("SELECT value FROM meta WHERE key = 'store'", [], |r| r.get(0)).unwrap();
+    assert_eq!(store, indications::store::IDENTITY.name);
+}

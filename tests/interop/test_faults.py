@@ -19,8 +19,10 @@ No subscription call may be refused (a CIM error or an HTTP error status).
 XENCIM_FAULT_KILLS sets the number of kills (CI: 50; the issue's full run: 200);
 XENCIM_FAULT_SEED replays a run's random choices."""
 
+import hashlib
 import os
 import random
+import shutil
 import socket
 import sqlite3
 import subprocess
@@ -469,28 +471,115 @@ def refused_at_start(state_dir):
     return p.stderr
 
 
-def test_a_corrupt_store_is_refused_and_left_alone(tmp_path):
+# Each of the daemon's SQLite files, and what the refusal of a file that is not one says.
+STORE_FILES = {"xencim.db": "is not a xencim store", "indications.db": "is not a xencim indications store"}
+
+
+def checksum(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def assert_only_checked(state, name):
+    """A bad indications.db is refused before the model's store or anything else is made."""
+    if name == "indications.db":
+        made = sorted(p.name for p in state.iterdir() if p.name != name)
+        assert made == [], f"the refused start wrote {made}"
+
+
+@pytest.mark.parametrize("name", STORE_FILES)
+def test_a_corrupt_store_is_refused_and_left_alone(tmp_path, name):
     state = tmp_path / "state"
     state.mkdir()
     garbage = bytes(random.Random(7).getrandbits(8) for _ in range(64 * 1024))
-    (state / "xencim.db").write_bytes(garbage)
+    (state / name).write_bytes(garbage)
+    before = checksum(state / name)
     err = refused_at_start(state)
-    assert "is not a xencim store" in err and "xencim.db" in err, err
-    assert (state / "xencim.db").read_bytes() == garbage
+    assert STORE_FILES[name] in err and f"{state}/{name}" in err and "SQLite cannot read it" in err, err
+    assert checksum(state / name) == before
+    assert (state / name).read_bytes() == garbage
+    assert_only_checked(state, name)
 
 
-def test_a_foreign_database_is_refused_and_left_alone(tmp_path):
+@pytest.mark.parametrize("name", STORE_FILES)
+def test_a_foreign_database_is_refused_and_left_alone(tmp_path, name):
     state = tmp_path / "state"
     state.mkdir()
-    db = sqlite3.connect(state / "xencim.db")
+    db = sqlite3.connect(state / name)
     db.execute("CREATE TABLE moz_bookmarks (id INTEGER PRIMARY KEY, title TEXT)")
     db.execute("INSERT INTO moz_bookmarks (title) VALUES ('keep me')")
     db.commit()
     db.close()
-    before = (state / "xencim.db").read_bytes()
+    before = checksum(state / name)
     err = refused_at_start(state)
-    assert "another program" in err and "moz_bookmarks" in err, err
-    assert (state / "xencim.db").read_bytes() == before
+    assert "another program" in err and "moz_bookmarks" in err and f"{state}/{name}" in err, err
+    assert checksum(state / name) == before
+    assert_only_checked(state, name)
+
+
+@pytest.fixture(scope="module")
+def real_stores(tmp_path_factory):
+    """The xencim.db and indications.db of a daemon that ran (with a subscription filter made)."""
+    state = tmp_path_factory.mktemp("real") / "state"
+    d = Daemon(state)
+    d.start()
+    try:
+        d.wbem(namespace=INTEROP).CreateInstance(pywbem.CIMInstance(FILTER, properties={
+            "Name": "kept", "Query": NO_MATCH, "QueryLanguage": "DMTF:CQL", "SourceNamespaces": [NS]}), namespace=INTEROP)
+    finally:
+        assert d.stop() == 0
+    return state
+
+
+@pytest.mark.parametrize("name,other,says", [
+    ("indications.db", "xencim.db", "is not a xencim indications store: it is the model's store (xencim.db)"),
+    ("xencim.db", "indications.db", "is not a xencim store: it is the subscriptions' store (indications.db)"),
+])
+def test_a_foreign_xencim_file_copied_over_a_store_is_refused_and_left_alone(tmp_path, real_stores, name, other, says):
+    state = tmp_path / "state"
+    state.mkdir()
+    shutil.copyfile(real_stores / other, state / name)
+    before = checksum(state / name)
+    err = refused_at_start(state)
+    assert says in err and f"{state}/{name}" in err, err
+    assert checksum(state / name) == before
+    assert_only_checked(state, name)
+
+
+@pytest.mark.parametrize("name", STORE_FILES)
+def test_a_store_of_a_newer_schema_is_refused_and_left_alone(tmp_path, real_stores, name):
+    state = tmp_path / "state"
+    shutil.copytree(real_stores, state)
+    db = sqlite3.connect(state / name)
+    db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    db.commit()
+    db.close()
+    before = checksum(state / name)
+    err = refused_at_start(state)
+    assert "written by a newer xencim" in err and "schema 99" in err and f"{state}/{name}" in err, err
+    assert checksum(state / name) == before
+
+
+def test_an_indications_db_from_before_the_store_identity_is_adopted(tmp_path, real_stores):
+    """A deployment's indications.db made before the file carried an identity (no application id,
+    no meta table) is stamped and served, not refused."""
+    state = tmp_path / "state"
+    shutil.copytree(real_stores, state)
+    db = sqlite3.connect(state / "indications.db")
+    db.execute("DROP TABLE meta")
+    db.execute("PRAGMA application_id = 0")
+    db.commit()
+    db.close()
+    d = Daemon(state)
+    d.start()
+    try:
+        names = [i["Name"] for i in d.wbem(namespace=INTEROP).EnumerateInstances(FILTER)]
+        assert "kept" in names, names
+    finally:
+        assert d.stop() == 0
+    db = sqlite3.connect(state / "indications.db")
+    assert db.execute("PRAGMA application_id").fetchone()[0] == 0x78636931
+    assert db.execute("SELECT value FROM meta WHERE key = 'store'").fetchone()[0] == "xencim indications"
+    db.close()
 
 
 def test_a_full_disk_fails_calls_cleanly_and_recovers(tmp_path):

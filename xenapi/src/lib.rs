@@ -21,6 +21,7 @@ pub mod rbac;
 pub mod rpc;
 pub mod sessions;
 pub mod store;
+pub mod store_identity;
 pub mod tasks;
 pub mod value;
 pub mod vm_ops;

@@ -4,6 +4,7 @@
 //! Rows name fields by their wire name, so a datamodel that gains a field reads older stores:
 //! the new field takes its default.
 
+use crate::store_identity;
 use crate::value::Value;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
@@ -42,70 +43,29 @@ CREATE TABLE IF NOT EXISTS users (name TEXT PRIMARY KEY, password_hash TEXT NOT 
 
 /// `PRAGMA application_id` of a xencim store ("xcm1"): `file(1)` and the check at open tell a
 /// xencim store from any other SQLite database by it.
-pub const APPLICATION_ID: i32 = 0x7863_6d31;
+pub const APPLICATION_ID: i32 = store_identity::MODEL_APPLICATION_ID;
 /// The store's layout version, in `meta` as `schema_version`. A store written by a newer
 /// version is refused rather than misread.
 pub const SCHEMA_VERSION: u32 = 1;
-const XENCIM_TABLES: [&str; 3] = ["meta", "objects", "users"];
 
-/// Refuses a file that is not a xencim store before anything is written to it, so that a
-/// mistyped `--state-dir` or a damaged file is never overwritten.
-fn check_identity(conn: &Connection, path: &Path) -> anyhow::Result<bool> {
-    let shown = path.display();
-    let tables: Vec<String> = conn
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-        .and_then(|mut stmt| stmt.query_map([], |r| r.get(0))?.collect())
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "{shown} is not a xencim store (SQLite cannot read it: {e}); refusing to use it. Move it away to start with an empty store"
-            )
-        })?;
-    let app_id: i32 = conn.query_row("PRAGMA application_id", [], |r| r.get(0))?;
-    if tables.is_empty() {
-        return Ok(false);
-    }
-    let ours = app_id == APPLICATION_ID
-        // Stores written before the application id was set: exactly our tables.
-        || (app_id == 0 && tables.iter().all(|t| XENCIM_TABLES.contains(&t.as_str())) && tables.iter().any(|t| t == "objects"));
-    anyhow::ensure!(
-        ours,
-        "{shown} is a SQLite database of another program (application id {app_id:#x}, tables {}); refusing to use it. Point --state-dir elsewhere or move the file away",
-        tables.join(", ")
-    );
-    if tables.iter().any(|t| t == "meta") {
-        let version: Option<String> = conn.query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| r.get(0)).optional()?;
-        if let Some(v) = version {
-            let v: u32 = v.parse().map_err(|_| anyhow::anyhow!("{shown}: unreadable schema_version {v:?}"))?;
-            anyhow::ensure!(
-                v <= SCHEMA_VERSION,
-                "{shown} was written by a newer xencim (store schema {v}, this one knows up to {SCHEMA_VERSION}); refusing to use it"
-            );
-        }
-    }
-    Ok(true)
-}
+/// How the check at open ([`store_identity::check`]) knows this store: a mistyped
+/// `--state-dir`, a damaged file or another program's database is refused before anything is
+/// written to it. Stores written before the application id was set (exactly the tables of
+/// [`SCHEMA`]) are adopted.
+pub const IDENTITY: store_identity::Identity = store_identity::Identity {
+    name: "xencim",
+    application_id: APPLICATION_ID,
+    schema_version: SCHEMA_VERSION,
+    unmarked: &[("objects", &["ref", "class", "record"]), ("meta", &["key", "value"]), ("users", &["name", "password_hash", "role"])],
+};
 
 impl Store {
     pub fn open(path: &Path) -> anyhow::Result<Store> {
-        let conn = Connection::open(path).map_err(|e| anyhow::anyhow!("cannot open the store {}: {e}", path.display()))?;
-        check_identity(&conn, path)?;
         // WAL keeps every committed transaction across a kill -9; NORMAL sync only risks the
         // last transactions on power loss, which is the usual trade for a management daemon.
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let conn = store_identity::open(path, &IDENTITY, SCHEMA, "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        conn.execute_batch(SCHEMA)?;
-        let app_id: i32 = conn.query_row("PRAGMA application_id", [], |r| r.get(0))?;
-        if app_id != APPLICATION_ID {
-            conn.pragma_update(None, "application_id", APPLICATION_ID)?;
-        }
-        let store = Store { conn };
-        if store.meta("store")?.is_none() {
-            store.set_meta("store", "xencim")?;
-            store.set_meta("schema_version", &SCHEMA_VERSION.to_string())?;
-        }
-        Ok(store)
+        Ok(Store { conn })
     }
 
     /// Calls `f` for every stored object, one at a time, so that loading a large store never
