@@ -331,6 +331,11 @@ impl<'a> Parser<'a> {
                 _ => return Err(self.expected("a value (a string, a number, a list, True or False)")),
             },
             Tok::LBracket => {
+                // The parser recurses per list level: bound it so that a hostile file cannot
+                // overflow the stack (real files nest two levels at most).
+                if self.lexer.depth > MAX_LIST_DEPTH {
+                    return Err(self.lexer.err(pos, format!("lists nested deeper than {MAX_LIST_DEPTH}")));
+                }
                 self.advance()?;
                 let mut items = Vec::new();
                 loop {
@@ -438,6 +443,9 @@ pub struct Loaded {
 }
 
 /// Keys of xm/xl that change nothing here: accepted quietly, since real configs carry them.
+/// The deepest list nesting a config file may use.
+const MAX_LIST_DEPTH: usize = 32;
+
 const QUIET_KEYS: &[&str] =
     &["pae", "acpi", "apic", "localtime", "serial", "vnc", "vncunused", "sdl", "stdvga", "usb", "usbdevice", "keymap"];
 
@@ -789,6 +797,12 @@ server"""
             assert!(e.message.contains(fragment), "{text:?}: {e}");
             assert!(e.to_string().starts_with("bad.cfg:"), "{e}");
         }
+        // Found by fuzz/run domcfg: unbounded nesting overflowed the stack.
+        let deep = format!("name='x'\nextra = {}\n", "[".repeat(100_000));
+        let e = load("deep.cfg", &deep).unwrap_err();
+        assert_eq!(e.to_string(), "deep.cfg:2:41: lists nested deeper than 32");
+        let fits = format!("name='x'\nextra = {}{}\n", "[".repeat(32), "]".repeat(32));
+        assert!(parse("fits.cfg", &fits).is_ok());
         let e = load("f.cfg", "name='x'\nmemory 5\n").unwrap_err();
         assert_eq!(e.to_string(), "f.cfg:2:8: expected '=' after 'memory', found a number");
     }
