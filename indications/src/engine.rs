@@ -1,19 +1,19 @@
 //! Turns the model's committed changes into lifecycle indications. For every VM or task a commit
-//! touches, the generator computes the CIM instances the providers serve now and compares them
-//! with the ones it computed last time: new → Created, gone → Deleted, different → Modified
-//! (with PreviousInstance). Disks and network ports are found through their VBD / VIF / VDI.
+//! touches, the generator computes the CIM instances the providers would serve right after that
+//! commit (it observes commits in order, [`changes`]) and compares them with the ones it computed
+//! last time: new → Created, gone → Deleted, different → Modified (with PreviousInstance). Disks and network ports are found through their VBD / VIF / VDI.
 //! Comparing what a client would read, rather than translating field changes, keeps
 //! SourceInstance identical to GetInstance and makes guest-initiated changes (the hypervisor's
 //! events, applied as model commits) look like API-driven ones.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{channel, Receiver};
 use std::sync::Arc;
 
 use wbem::cim::{names_equal, CimDateTime, CimValue, Instance};
 use xenapi::datamodel::{class, vbd, vdi, vif};
-use xenapi::db::{Commit, Data};
+use xenapi::db::{Commit, Data, Db};
 use xenapi::model::Model;
 use xenapi::value::Value;
 
@@ -238,23 +238,42 @@ pub fn indication(change: &Change, boot: &str, shape: &Shaper) -> Instance {
     i
 }
 
-/// Runs the generator on its own thread until the model's commit stream ends.
+/// The changes of every commit from now on, as the CIM view sees them, one batch per commit that
+/// changed something, in commit order. The generator observes the commits ([`Db::observe`]):
+/// it diffs each against the registry as that commit left it, so however far behind the
+/// receiver is, a state that a later commit replaced is still reported (a task created and
+/// finished before the receiver got to it is Created pending, then Modified to its end, not
+/// Created finished and nothing more).
+pub fn changes(db: &Db, view: Arc<dyn ModelView>) -> Receiver<Vec<Change>> {
+    let (tx, rx) = channel();
+    db.observe(move |data| {
+        let mut generator = Generator::new(view);
+        generator.prime(data);
+        let mut receiving = true;
+        Box::new(move |data: &Data, commit: &Commit| {
+            if !receiving {
+                return;
+            }
+            let changes = generator.commit(data, commit);
+            if !changes.is_empty() && tx.send(changes).is_err() {
+                receiving = false;
+            }
+        })
+    });
+    rx
+}
+
+/// Generates indications from the model's commits and offers them to the subscriptions, on a
+/// thread of its own.
 pub fn start(model: Arc<Model>, view: Arc<dyn ModelView>, subscriptions: Arc<Subscriptions>, shape: Shaper) -> std::io::Result<()> {
-    // Subscribe before taking the baseline, so that no commit falls between the two.
-    let commits: Receiver<Arc<Commit>> = model.db.subscribe();
-    let mut generator = Generator::new(view);
-    generator.prime(&model.db.read());
+    let changes = changes(&model.db, view);
     let boot = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
     std::thread::Builder::new().name("indications".into()).spawn(move || {
-        while let Ok(commit) = commits.recv() {
-            let changes = {
-                let data = model.db.read();
-                generator.commit(&data, &commit)
-            };
-            if changes.is_empty() || !subscriptions.any_enabled() {
+        while let Ok(batch) = changes.recv() {
+            if !subscriptions.any_enabled() {
                 continue;
             }
-            for c in &changes {
+            for c in &batch {
                 let i = indication(c, &boot, &shape);
                 subscriptions.deliver(SOURCE_NAMESPACE, &i);
             }

@@ -8,7 +8,7 @@ use crate::datamodel::{class, default_value, ClassId, FieldId, Type, CLASSES, NU
 use crate::error::{codes, ApiError, ApiResult};
 use crate::store::{to_json, Store, StoreBatch};
 use crate::value::Value;
-use parking_lot::{Condvar, Mutex, RwLock, RwLockReadGuard};
+use parking_lot::{Condvar, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
@@ -341,6 +341,10 @@ impl Drop for Tx<'_> {
     }
 }
 
+/// Sees every commit, in generation order, with the registry exactly as that commit left it
+/// (see [`Db::observe`]).
+pub type Observer = Box<dyn FnMut(&Data, &Commit) + Send>;
+
 /// The registry and its durable store.
 pub struct Db {
     data: RwLock<Data>,
@@ -349,6 +353,7 @@ pub struct Db {
     latest: Mutex<u64>,
     committed: Condvar,
     subscribers: Mutex<Vec<Sender<Arc<Commit>>>>,
+    observers: Mutex<Vec<Observer>>,
 }
 
 impl Db {
@@ -375,6 +380,7 @@ impl Db {
             latest: Mutex::new(1),
             committed: Condvar::new(),
             subscribers: Mutex::new(vec![]),
+            observers: Mutex::new(vec![]),
         })
     }
 
@@ -423,7 +429,7 @@ impl Db {
         drop(tx);
         let d = &mut *data;
         d.generation = generation;
-        let want_changes = !self.subscribers.lock().is_empty();
+        let want_changes = !self.subscribers.lock().is_empty() || !self.observers.lock().is_empty();
         let mut changes = Vec::new();
         for (c, r, before) in undo {
             let after = d.table_mut(c).rows.get_mut(&r).map(|row| {
@@ -450,13 +456,23 @@ impl Db {
                 changes.push(Change { class: c, reference: r, op, before: before.map(|b| b.fields), after });
             }
         }
-        drop(data);
+        // Published while writers still wait (the lock downgraded to a read lock): observers see
+        // the registry as this commit left it, and commits reach observers and subscribers in
+        // generation order (two writers releasing the lock and then publishing could swap).
+        let data = RwLockWriteGuard::downgrade(data);
         *self.latest.lock() = generation;
-        self.committed.notify_all();
         if want_changes {
             let commit = Arc::new(Commit { generation, changes });
+            for observe in self.observers.lock().iter_mut() {
+                // The commit stands whatever an observer does; its bug is not the writer's error.
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| observe(&data, &commit))).is_err() {
+                    tracing::error!(generation, "a commit observer panicked");
+                }
+            }
             self.subscribers.lock().retain(|s| s.send(commit.clone()).is_ok());
         }
+        drop(data);
+        self.committed.notify_all();
         Ok(result)
     }
 
@@ -484,7 +500,20 @@ impl Db {
         self.committed.notify_all();
     }
 
-    /// Every committed transaction from now on, with its changes.
+    /// Registers an observer of every commit from now on. `start` sees the registry as it is
+    /// (no commit can fall between it and the first observed one) and returns the observer.
+    /// The observer runs on the committing thread, in generation order, with the registry as
+    /// that commit left it, while other writers wait: it must be quick, must not read or write
+    /// the registry through the `Db` (it is given the data), and hands heavier work to a thread
+    /// of its own. Unlike a [`Db::subscribe`] receiver, which reads the registry when it gets
+    /// to a commit, possibly several commits later, it never misses an intermediate state.
+    pub fn observe(&self, start: impl FnOnce(&Data) -> Observer) {
+        let data = self.data.write();
+        let observer = start(&data);
+        self.observers.lock().push(observer);
+    }
+
+    /// Every committed transaction from now on, with its changes, in generation order.
     pub fn subscribe(&self) -> Receiver<Arc<Commit>> {
         let (tx, rx) = channel();
         self.subscribers.lock().push(tx);
@@ -579,6 +608,56 @@ mod tests {
         assert_eq!(db.read().row(class::VM, &vm_ref).unwrap().str(vm::NAME_LABEL), "");
         // The registry is still usable after the panic.
         db.write(|tx| tx.set(class::VM, &vm_ref, vm::NAME_LABEL, Value::str("after"))).unwrap();
+    }
+
+    #[test]
+    fn observers_see_every_commit_in_order_as_it_left_the_registry() {
+        let (_d, db) = db();
+        let db = Arc::new(db);
+        let vm_ref = db.write(|tx| Ok(tx.insert(class::VM, default_fields(class::VM)))).unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s2 = seen.clone();
+        db.observe(move |data| {
+            let first = data.generation();
+            s2.lock().push((first, first, String::new()));
+            Box::new(move |data: &Data, commit: &Commit| {
+                let label = data.row(class::VM, &commit.changes[0].reference).unwrap().str(vm::NAME_LABEL).to_owned();
+                s2.lock().push((commit.generation, data.generation(), label));
+            })
+        });
+        let receiver = db.subscribe();
+        // Writers racing: each commit reaches the observer in generation order, with the
+        // registry as that commit left it (not a later writer's state).
+        let writers: Vec<_> = (0..4)
+            .map(|w| {
+                let (db, vm_ref) = (db.clone(), vm_ref.clone());
+                std::thread::spawn(move || {
+                    for n in 0..50 {
+                        db.write(|tx| tx.set(class::VM, &vm_ref, vm::NAME_LABEL, Value::Str(format!("{w}-{n}")))).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+        let seen = seen.lock();
+        assert_eq!(seen.len(), 201);
+        for pair in seen.windows(2) {
+            assert_eq!(pair[1].0, pair[0].0 + 1, "generations in order, none missed");
+        }
+        for (generation, data_generation, _) in seen.iter() {
+            assert_eq!(generation, data_generation, "the registry as the commit left it");
+        }
+        // Every label a writer set was seen once (each commit's own state, none replaced).
+        let mut labels: Vec<&str> = seen[1..].iter().map(|(_, _, l)| l.as_str()).collect();
+        labels.sort_unstable();
+        labels.dedup();
+        assert_eq!(labels.len(), 200);
+        // Subscribers get the same commits in the same order.
+        let generations: Vec<u64> = receiver.try_iter().map(|c| c.generation).collect();
+        assert_eq!(generations, seen[1..].iter().map(|(g, _, _)| *g).collect::<Vec<_>>());
+        assert_eq!(db.read().generation(), seen.last().unwrap().0);
     }
 
     #[test]
