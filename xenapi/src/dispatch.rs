@@ -111,10 +111,6 @@ impl Dispatch for Api {
             return Outcome::Bare(Value::Array(all_methods().into_iter().map(Value::Str).collect()));
         }
         let audited = self.audit.as_ref().and_then(|audit| audit_subject(method, &params).map(|s| (audit, s)));
-        let params_user = match params.first() {
-            Some(Value::Str(u)) if method.ends_with("login_with_password") => Some(u.clone()),
-            _ => None,
-        };
         let result = self.handle_as(method, params, ctx.peer.ip(), ctx.cert_user.as_deref());
         if let Some((audit, (session, target))) = audited {
             let user = session.as_deref().and_then(|s| self.model.sessions.user_of(s)).unwrap_or_default();
@@ -129,12 +125,13 @@ impl Dispatch for Api {
             });
         }
         // The authenticator records a login once the credentials check out; a login refused
-        // after that (TOO_MANY_SESSIONS) needs its own line, or the log would show it as done.
+        // after that (TOO_MANY_SESSIONS [user, limit]) needs its own line, or the log would
+        // show it as done.
         if let (Some(audit), Err(e)) = (&self.audit, &result) {
             if e.code == codes::TOO_MANY_SESSIONS {
                 audit.record(&httpd::AuditEvent {
                     door: "xenapi",
-                    user: params_user.as_deref().unwrap_or_default(),
+                    user: e.args.first().map_or("", String::as_str),
                     peer: ctx.peer.ip(),
                     action: "login",
                     method: None,
